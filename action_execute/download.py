@@ -1,0 +1,186 @@
+"""Fetches Looker's one-time download URL as a stream, only from hosts the admin allowed.
+
+The URL is a credential: only its scheme and host are ever logged or put in a message. Each hop
+(the URL and every redirect) is checked against the allow-list, and the connection is pinned to
+the address that was checked, so a DNS answer cannot change between the check and the fetch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from shared.errors import ActionError, UpstreamError
+
+MAX_REDIRECTS = 5
+CHUNK = 256 * 1024
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class DownloadRefused(ActionError):
+    """The URL is not one this deployment may fetch (a configuration or a hostile request)."""
+
+    status = 400
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    allowed_hosts: tuple[str, ...]  # "host", "host:port" or "*.domain[:port]"
+    allow_http: bool
+    max_bytes: int
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    path: str  # path and query: the secret part
+    address: str  # the vetted IP the connection goes to
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def _match(policy: DownloadPolicy, host: str, port: int, scheme: str) -> str | None:
+    """'exact' when the admin named this host, 'wildcard' when a *.domain entry covers it."""
+    for entry in policy.allowed_hosts:
+        name, entry_port = entry.lower(), ""
+        if name.count(":") == 1:
+            name, entry_port = name.split(":")
+        wanted_port = int(entry_port) if entry_port.isdigit() else DEFAULT_PORTS[scheme]
+        if port != wanted_port:
+            continue
+        if name == host:
+            return "exact"
+        if name.startswith("*.") and host.endswith(name[1:]):
+            return "wildcard"
+    return None
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def vet(url: str, policy: DownloadPolicy) -> Target:
+    """Check one URL against the policy and resolve it to the address to connect to."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        raise DownloadRefused("The download URL is malformed") from None
+    if scheme not in DEFAULT_PORTS or (scheme == "http" and not policy.allow_http):
+        allowed = "http or https" if policy.allow_http else "https"
+        raise DownloadRefused(f"Download URLs must use {allowed}, not {scheme or 'no scheme'}")
+    if not policy.allowed_hosts:
+        raise DownloadRefused(
+            "Download URLs are not enabled: the admin must list Looker's host in LOOKER_DOWNLOAD_HOSTS"
+        )
+    how = _match(policy, host, port, scheme)
+    if how is None:
+        raise DownloadRefused(f"The download host {host}:{port} is not in LOOKER_DOWNLOAD_HOSTS")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise UpstreamError(f"The download host {host} could not be resolved") from None
+    addresses = [str(info[4][0]) for info in infos]
+    # A host the admin named exactly is trusted wherever it points (a private Looker, a local run);
+    # one covered only by a wildcard must resolve to public addresses (no metadata server, no LAN).
+    if how == "wildcard" and not all(_public(a) for a in addresses):
+        raise DownloadRefused(f"The download host {host} resolves to a non-public address")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(scheme, host, port, path, addresses[0])
+
+
+def _pool(target: Target, policy: DownloadPolicy) -> urllib3.HTTPConnectionPool:
+    timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
+    if target.scheme == "https":
+        # Connect to the vetted address while TLS still checks the certificate for the host name.
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=timeout,
+            retries=False,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False)
+
+
+def _open(url: str, policy: DownloadPolicy) -> tuple[urllib3.BaseHTTPResponse, Target]:
+    for _ in range(MAX_REDIRECTS + 1):
+        target = vet(url, policy)
+        default_port = target.port == DEFAULT_PORTS[target.scheme]
+        host_header = target.host if default_port else f"{target.host}:{target.port}"
+        try:
+            response = _pool(target, policy).urlopen(
+                "GET",
+                target.path,
+                headers={"Host": host_header, "Accept": "application/zip"},
+                redirect=False,
+                preload_content=False,
+                decode_content=True,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamError(
+                f"Could not reach the download host {target.host} ({type(exc).__name__})"
+            ) from None
+        if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+            location = response.headers["Location"]
+            response.release_conn()
+            url = urljoin(f"{target.origin}{target.path}", location)
+            continue
+        return response, target
+    raise UpstreamError("The download URL redirected too many times")
+
+
+def stream(url: str, policy: DownloadPolicy) -> Iterator[bytes]:
+    """Yield the body in chunks. Never retried: Looker's URL works once."""
+    deadline = time.monotonic() + policy.total_timeout
+    response, target = _open(url, policy)
+    try:
+        if response.status != 200:
+            raise UpstreamError(
+                f"Looker's download URL answered HTTP {response.status} "
+                "(one-time URLs work once and expire after an hour)"
+            )
+        received = 0
+        try:
+            for chunk in response.stream(CHUNK):
+                received += len(chunk)
+                if received > policy.max_bytes:
+                    raise ActionError(
+                        f"The download is larger than MAX_DOWNLOAD_BYTES ({policy.max_bytes} bytes)",
+                        status=413,
+                    )
+                if time.monotonic() > deadline:
+                    raise UpstreamError(
+                        f"The download took longer than {policy.total_timeout:.0f} s and was stopped"
+                    )
+                yield chunk
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamError(
+                f"The download from {target.host} broke off after {received} bytes "
+                f"({type(exc).__name__})"
+            ) from None
+    finally:
+        response.release_conn()
+        response.close()

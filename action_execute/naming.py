@@ -1,0 +1,46 @@
+"""Object names from OBJECT_NAME_TEMPLATE: slugs safe for GCS paths and readable by people."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from datetime import datetime
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_SLUG = 80
+
+
+def slug(text: str | None, fallback: str) -> str:
+    """ASCII letters, digits, '.', '_' and '-' only; never '.' or '..' alone (no path tricks)."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("-", ascii_text).strip("-._")[:MAX_SLUG].strip("-._")
+    return cleaned or fallback
+
+
+def object_name(
+    template: str,
+    *,
+    subject: str,
+    title: str | None,
+    plan_id: str | None,
+    webhook_id: str | None,
+    now: datetime,
+) -> str:
+    """Fill the template; every field is a slug, so no value can add a folder or climb out of one."""
+    return template.format(
+        subject=slug(subject, "export"),
+        title=slug(title, "dashboard"),
+        date=now.strftime("%Y-%m-%d"),
+        time=now.strftime("%H%M%S"),
+        timestamp=now.strftime("%Y%m%dT%H%M%SZ"),
+        plan_id=slug(plan_id, "adhoc"),
+        webhook_id=slug(webhook_id, "none"),
+        uid=secrets.token_hex(4),
+    )
+
+
+def variant(name: str, n: int) -> str:
+    """`a/b.xlsx` -> `a/b-2.xlsx`: the name to try when `name` is taken."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-{n}.{ext}" if dot else f"{name}-{n}"

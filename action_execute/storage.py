@@ -1,0 +1,165 @@
+"""Bytes -> one GCS object, encrypted with the customer's key, never overwriting another.
+
+The workbook streams into a resumable upload (a chunk in memory at a time). The object exists only
+once the last chunk is sent, so an export that fails midway cancels the upload and leaves nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import IO, TYPE_CHECKING, Any
+
+from shared import logs
+from shared.errors import ActionError, UpstreamError
+
+import naming
+
+if TYPE_CHECKING:
+    from google.cloud import storage as gcs  # type: ignore[attr-defined]
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_NAME_TRIES = 20
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    name: str
+    generation: int
+    size: int
+    content_type: str
+    key_sha256: str
+
+    @property
+    def gcs_uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
+
+class StorageError(UpstreamError):
+    pass
+
+
+@cache
+def _client() -> gcs.Client:
+    from google.cloud import storage as gcs  # type: ignore[attr-defined]  # heavy: imported on the first export only
+
+    return gcs.Client()
+
+
+def key_sha256(key: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(key).digest()).decode()
+
+
+def _explain(exc: Exception, bucket: str) -> ActionError:
+    from google.api_core import exceptions as api
+    from google.resumable_media import InvalidResponse
+
+    if isinstance(exc, InvalidResponse):  # raised raw by chunked uploads
+        exc = api.from_http_status(  # type: ignore[no-untyped-call]
+            exc.response.status_code, "resumable upload failed"
+        )
+    if isinstance(exc, api.NotFound):
+        return StorageError(f"Bucket '{bucket}' does not exist", field="bucket")
+    if isinstance(exc, api.Forbidden):
+        return StorageError(
+            f"The function's service account may not write to bucket '{bucket}': grant it "
+            "roles/storage.objectCreator and roles/storage.objectViewer on that bucket",
+            field="bucket",
+        )
+    if isinstance(exc, api.PreconditionFailed):
+        return StorageError(
+            "Another export took the same object name during the upload; nothing was "
+            "overwritten. Send the dashboard again."
+        )
+    if isinstance(exc, api.GoogleAPICallError):
+        return StorageError(f"Cloud Storage refused the upload ({exc.code}: {type(exc).__name__})")
+    return StorageError(f"The upload to Cloud Storage failed ({type(exc).__name__})")
+
+
+class Destination:
+    """One bucket and the customer's key; opens encrypted, non-overwriting object writers."""
+
+    def __init__(self, bucket: str, key: bytes, chunk_bytes: int, client: Any = None):
+        if len(key) != 32:
+            raise ValueError("a customer-supplied key is exactly 32 bytes")  # never unencrypted
+        self.bucket = bucket
+        self._key = key
+        self._chunk_bytes = chunk_bytes
+        self._client = client
+
+    def _blob(self, name: str) -> gcs.Blob:
+        client = self._client or _client()
+        return client.bucket(self.bucket).blob(
+            name, encryption_key=self._key, chunk_size=self._chunk_bytes
+        )
+
+    def free_name(self, wanted: str) -> str:
+        """`wanted`, or `wanted-2`, `-3`... when taken (the upload still refuses to overwrite)."""
+        name = wanted
+        for n in range(2, MAX_NAME_TRIES + 2):
+            try:
+                if not self._blob(name).exists():
+                    return name
+            except Exception as exc:  # noqa: BLE001 - mapped to a message naming the bucket
+                raise _explain(exc, self.bucket) from None
+            name = naming.variant(wanted, n)
+        raise StorageError(f"Could not find a free object name near {wanted!r}")
+
+    @contextmanager
+    def writer(self, name: str, metadata: Mapping[str, str]) -> Iterator[IO[bytes]]:
+        """A write-only stream to the object. On an exception inside, the upload is cancelled."""
+        blob = self._blob(name)
+        blob.metadata = dict(metadata)
+        stream = blob.open(
+            "wb", content_type=XLSX, if_generation_match=0, ignore_flush=True, timeout=120
+        )
+        try:
+            yield stream
+        except BaseException:
+            _cancel(stream)
+            raise
+        try:
+            stream.close()  # sends the last chunk: the object appears now, whole
+        except Exception as exc:  # noqa: BLE001
+            raise _explain(exc, self.bucket) from None
+
+    def stored(self, name: str) -> StoredObject:
+        blob = self._blob(name)
+        try:
+            blob.reload()
+        except Exception as exc:  # noqa: BLE001
+            raise _explain(exc, self.bucket) from None
+        return StoredObject(
+            bucket=self.bucket,
+            name=name,
+            generation=int(blob.generation or 0),
+            size=int(blob.size or 0),
+            content_type=blob.content_type or XLSX,
+            key_sha256=key_sha256(self._key),
+        )
+
+
+def _cancel(stream: Any) -> None:
+    try:
+        stream.terminate()
+    except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+        logs.warning("could not cancel the resumable upload", error=type(exc).__name__)
+
+
+def is_storage_failure(exc: Exception) -> bool:
+    """Whether `exc`, raised while streaming into a writer, came from the storage client."""
+    import requests
+    from google.api_core.exceptions import GoogleAPIError
+    from google.resumable_media import InvalidResponse
+
+    return isinstance(exc, GoogleAPIError | InvalidResponse | requests.RequestException)
+
+
+def upload_error(exc: Exception, bucket: str) -> ActionError:
+    """A storage client exception raised mid-stream, as a Looker-facing error."""
+    return _explain(exc, bucket)

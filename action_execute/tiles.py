@@ -1,0 +1,147 @@
+"""The csv_zip's tiles: each `.csv` entry, in zip order, as (tile name, rows), read as a stream.
+
+Bounded against hostile zips: entry count, total uncompressed bytes and compression ratio.
+A path inside the zip is only ever used for its base name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import stream_unzip
+
+from shared.errors import ActionError
+
+# Excel cuts text at 32,767 characters anyway; this only bounds one field's memory.
+csv.field_size_limit(8 * 1024 * 1024)
+
+
+class TileError(ActionError):
+    status = 400
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_entries: int
+    max_uncompressed_bytes: int
+    max_compression_ratio: int
+
+
+class _Counter:
+    """Counts the compressed bytes pulled through, for the ratio check."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = chunks
+        self.total = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.total += len(chunk)
+            yield chunk
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file over an iterator of byte chunks, so TextIOWrapper and csv can read it in C."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def tile_name(entry: str) -> str | None:
+    """The tile name for a zip entry, or None for entries that are not tiles."""
+    name = posixpath.basename(entry.replace("\\", "/"))
+    parts = entry.replace("\\", "/").split("/")
+    if not name or "__MACOSX" in parts or name.startswith("."):
+        return None
+    if not name.lower().endswith(".csv"):
+        return None
+    return name[:-4]
+
+
+class _Guard:
+    def __init__(self, limits: ZipLimits, compressed: _Counter):
+        self.limits = limits
+        self.compressed = compressed
+        self.uncompressed = 0
+
+    def count(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        limits = self.limits
+        for chunk in chunks:
+            self.uncompressed += len(chunk)
+            if self.uncompressed > limits.max_uncompressed_bytes:
+                raise TileError(
+                    f"The zip unpacks to more than {limits.max_uncompressed_bytes} bytes "
+                    "(MAX_UNCOMPRESSED_BYTES)"
+                )
+            ratio = self.uncompressed / max(self.compressed.total, 1)
+            if self.uncompressed > 1024 * 1024 and ratio > limits.max_compression_ratio:
+                raise TileError(
+                    f"The zip expands more than {limits.max_compression_ratio} times "
+                    "(MAX_COMPRESSION_RATIO): refused as a likely zip bomb"
+                )
+            yield chunk
+
+
+def _rows(name: str, chunks: Iterator[bytes]) -> Iterator[list[str]]:
+    text = io.TextIOWrapper(
+        io.BufferedReader(_ChunkReader(chunks), 256 * 1024), encoding="utf-8-sig", newline=""
+    )
+    try:
+        yield from csv.reader(text, strict=True)
+    except UnicodeDecodeError as exc:
+        raise TileError(f"Tile '{name}' is not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise TileError(f"Tile '{name}' is not a readable CSV ({exc})") from None
+
+
+def read_tiles(
+    zip_bytes: Iterable[bytes], limits: ZipLimits
+) -> Iterator[tuple[str, Iterator[list[str]]]]:
+    """Yield (tile name, rows) per CSV entry. Consume each tile's rows before asking for the next."""
+    compressed = _Counter(zip_bytes)
+    guard = _Guard(limits, compressed)
+    found = 0
+    entries = 0
+    try:
+        for raw_name, _size, chunks in stream_unzip.stream_unzip(compressed):
+            entries += 1
+            if entries > limits.max_entries:
+                raise TileError(
+                    f"The zip has more than {limits.max_entries} entries (MAX_ZIP_ENTRIES)"
+                )
+            counted = guard.count(chunks)
+            name = tile_name(raw_name.decode("utf-8", errors="replace"))
+            if name is None:
+                for _ in counted:  # the unzip stream must be read through to reach the next entry
+                    pass
+                continue
+            found += 1
+            rows = _rows(name, counted)
+            yield name, rows
+            for _ in rows:  # drain whatever the consumer left
+                pass
+    except stream_unzip.MissingPasswordError:
+        raise TileError("The zip is encrypted; Looker's csv_zip never is") from None
+    except stream_unzip.UnzipError as exc:
+        raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
+    if found == 0:
+        raise TileError("The zip holds no CSV file: is the dashboard sent as 'CSV zip file'?")

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Lint and type-check the way CI does. Each function folder is checked on its own (with shared/
+# beside it, as when staged), because all three have a module named `main`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+"$PY" -m ruff check .
+"$PY" -m ruff format --check .
+"$PY" -m mypy --config-file pyproject.toml shared localdev
+for fn in action_list action_form action_execute; do
+  (cd "$fn" && MYPYPATH=.. "../$PY" -m mypy --config-file ../pyproject.toml ./*.py)
+done
+echo "check: ruff and mypy clean"

@@ -1,0 +1,1 @@
+"""Code every function uses: the Looker protocol types, the token check, settings and logging."""

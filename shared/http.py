@@ -1,0 +1,118 @@
+"""The part of every handler that is the same: method, configuration, token, body cap, error answers.
+
+A handler's `main.py` calls `serve(...)` with its own `handle(body, headers, settings)` and gets a
+Flask response back; every failure on the way becomes a Looker-shaped JSON answer and a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import flask
+
+from shared import logs
+from shared.auth import AuthResult, check
+from shared.errors import ActionError
+from shared.looker import ActionResponse
+from shared.settings import CommonSettings, Loaded
+
+S = TypeVar("S", bound=CommonSettings)
+# Handlers see headers with lower-case names.
+Handler = Callable[[bytes, Mapping[str, str], S], tuple[Any, int]]
+
+
+def failure(message: str, status: int, **headers: str) -> flask.Response:
+    body = ActionResponse(False, message).body()
+    return _json(body, status, headers)
+
+
+def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:
+    return flask.Response(
+        json.dumps(body, ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def log_start(function: str, loaded: Loaded[Any]) -> None:
+    """Called once at import: a bad setting shows in the logs before the first request."""
+    if loaded.settings.token:
+        logs.redact(loaded.settings.token)
+    with logs.delivery(function, None):
+        for problem in loaded.problems:
+            logs.error(f"configuration error: {problem}", setting=problem.name, stage="start")
+        if not loaded.problems:
+            logs.info("configuration loaded", stage="start")
+
+
+def _read_body(request: flask.Request, cap: int) -> bytes | None:
+    """The body, or None when it is over `cap` (read no further than cap + 1 bytes)."""
+    if request.content_length is not None and request.content_length > cap:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while size <= cap:
+        chunk = request.stream.read(min(1024 * 1024, cap + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return None if size > cap else b"".join(chunks)
+
+
+def serve(
+    request: flask.Request, *, function: str, loaded: Loaded[S], handle: Handler[S]
+) -> flask.Response:
+    with logs.delivery(function, request.headers.get("X-Looker-Webhook-Id")):
+        if request.method != "POST":
+            logs.warning("refused: method not allowed", method=request.method, status=405)
+            return failure("Only POST is accepted", 405, Allow="POST")
+        token_problem = loaded.token_problem
+        if token_problem is not None:
+            logs.error(f"refused: {token_problem}", setting=token_problem.name, status=500)
+            return failure(f"The action is misconfigured: {token_problem.name} is not usable", 500)
+        verdict = check(request.headers.get("Authorization"), loaded.settings.token)
+        if verdict is AuthResult.MISSING:
+            logs.warning("refused: no Looker token in the Authorization header", status=401)
+            return failure("Missing or malformed Authorization header", 401)
+        if verdict is AuthResult.WRONG:
+            logs.warning("refused: wrong Looker token", status=403)
+            return failure("Invalid 'Authorization' header", 403)
+        if loaded.problems:
+            names = ", ".join(sorted({p.name for p in loaded.problems}))
+            logs.error(f"refused: configuration errors in {names}", status=500)
+            return failure(f"The action is misconfigured: check {names}", 500)
+        body = _read_body(request, loaded.settings.max_request_bytes)
+        if body is None:
+            logs.warning(
+                "refused: body over the cap", cap=loaded.settings.max_request_bytes, status=413
+            )
+            return failure(
+                f"The request is larger than {loaded.settings.max_request_bytes} bytes; "
+                "use the 'url' download setting for large dashboards",
+                413,
+            )
+        try:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            answer, status = handle(body, headers, loaded.settings)
+        except ActionError as exc:
+            response = ActionResponse.from_error(exc)
+            logs.log(
+                "ERROR" if exc.status >= 500 else "WARNING",
+                f"failed: {exc.message}",
+                status=exc.status,
+                validation_errors=dict(response.validation_errors) or None,
+            )
+            return _json(response.body(), response.status)
+        except Exception as exc:  # noqa: BLE001 - the last net: log the cause, answer in Looker's shape
+            logs.error(
+                f"failed: unexpected {type(exc).__name__}",
+                status=500,
+                traceback=traceback.format_exc(limit=20),
+            )
+            return failure("Internal error; the function's logs have the details", 500)
+        return _json(answer, status)

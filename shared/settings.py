@@ -1,0 +1,333 @@
+"""Configuration, read once per instance from the environment (and Secret Manager), typed and checked.
+
+Each function loads only what it needs (`ListSettings`, `FormSettings`, `ExecuteSettings`). A bad
+or missing setting is collected as a `SettingProblem` naming the variable; the handler logs them
+at start and refuses every request with a 500 that names the setting (never its value).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+from shared import secrets
+
+Env = Mapping[str, str]
+
+SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
+TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
+OBJECT_NAME_FIELDS = frozenset(
+    {"subject", "date", "time", "timestamp", "title", "plan_id", "webhook_id", "uid"}
+)
+DEFAULT_OBJECT_NAME_TEMPLATE = "{subject}/{date}/{title}_{timestamp}.xlsx"
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    name: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.problem}"
+
+
+class SettingsInvalid(Exception):
+    def __init__(self, problems: list[SettingProblem]):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class _Reader:
+    """Reads typed values from an environment, collecting one problem per bad setting."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self.problems: list[SettingProblem] = []
+
+    def fail(self, name: str, problem: str) -> None:
+        self.problems.append(SettingProblem(name, problem))
+
+    def text(self, name: str, *aliases: str) -> str | None:
+        for key in (name, *aliases):
+            value = self.env.get(key)
+            if value is not None and value.strip():
+                return value.strip()
+        return None
+
+    def secret(self, name: str, alias: str, secret_setting: str) -> str | None:
+        """Environment first, then the Secret Manager version named by `secret_setting`."""
+        value = self.text(name, alias)
+        if value is not None:
+            return value
+        version = self.text(secret_setting)
+        if version is None:
+            return None
+        if not SECRET_VERSION.match(version):
+            self.fail(secret_setting, "must look like projects/P/secrets/S/versions/V")
+            return None
+        try:
+            value = secrets.read_secret(version).strip()
+        except Exception as exc:  # noqa: BLE001 - any client failure is a configuration error here
+            self.fail(
+                secret_setting, f"could not be read from Secret Manager ({type(exc).__name__})"
+            )
+            return None
+        if not value:
+            self.fail(secret_setting, "the secret version is empty")
+            return None
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.fail(name, f"must be a whole number, got {raw!r}")
+            return default
+        if not minimum <= value <= maximum:
+            self.fail(name, f"must be between {minimum} and {maximum}, got {value}")
+            return default
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = (self.text(name) or "0").lower()
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        self.fail(name, f"must be 1 or 0, got {raw!r}")
+        return False
+
+    def csv_list(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name) or ""
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+    def url(self, name: str) -> str:
+        raw = self.text(name)
+        if raw is None:
+            self.fail(name, "is not set (deploy.sh sets it to the function's trigger URL)")
+            return ""
+        parts = urlsplit(raw)
+        if parts.scheme not in {"https", "http"} or not parts.netloc:
+            self.fail(name, f"must be an http(s) URL, got {raw!r}")
+        return raw
+
+
+def _token(reader: _Reader) -> str:
+    token = reader.secret("LOOKER_ACTION_TOKEN", "header", "LOOKER_ACTION_TOKEN_SECRET")
+    if token is None and not any(p.name == "LOOKER_ACTION_TOKEN_SECRET" for p in reader.problems):
+        reader.fail(
+            "LOOKER_ACTION_TOKEN",
+            "is not set (nor 'header' or LOOKER_ACTION_TOKEN_SECRET): every request is refused",
+        )
+    return token or ""
+
+
+def _max_request_bytes(reader: _Reader) -> int:
+    return reader.integer(
+        "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=250 * 1024 * 1024
+    )
+
+
+@dataclass(frozen=True, repr=False)
+class CommonSettings:
+    token: str
+    max_request_bytes: int
+
+    def __repr__(self) -> str:  # never show the token, even in a traceback
+        return f"{type(self).__name__}(...)"
+
+
+@dataclass(frozen=True, repr=False)
+class ListSettings(CommonSettings):
+    form_url: str
+    execute_url: str
+
+    @classmethod
+    def read(cls, reader: _Reader) -> ListSettings:
+        return cls(
+            token=_token(reader),
+            max_request_bytes=_max_request_bytes(reader),
+            form_url=reader.url("ACTION_FORM_URL"),
+            execute_url=reader.url("ACTION_EXECUTE_URL"),
+        )
+
+
+def _buckets(reader: _Reader) -> tuple[str, ...]:
+    from shared.buckets import bucket_name_problem
+
+    buckets = reader.csv_list("ALLOWED_BUCKETS")
+    for bucket in buckets:
+        problem = bucket_name_problem(bucket)
+        if problem:
+            reader.fail("ALLOWED_BUCKETS", f"{bucket!r}: {problem}")
+    return buckets
+
+
+@dataclass(frozen=True, repr=False)
+class FormSettings(CommonSettings):
+    allowed_buckets: tuple[str, ...]
+
+    @classmethod
+    def read(cls, reader: _Reader) -> FormSettings:
+        return cls(
+            token=_token(reader),
+            max_request_bytes=_max_request_bytes(reader),
+            allowed_buckets=_buckets(reader),
+        )
+
+
+def _encryption_key(reader: _Reader) -> bytes:
+    raw = reader.secret("GCS_ENCRYPTION_KEY", "file_encryption_key", "GCS_ENCRYPTION_KEY_SECRET")
+    if raw is None:
+        if not any(p.name == "GCS_ENCRYPTION_KEY_SECRET" for p in reader.problems):
+            reader.fail(
+                "GCS_ENCRYPTION_KEY",
+                "is not set (nor file_encryption_key or GCS_ENCRYPTION_KEY_SECRET): "
+                "exports are never stored unencrypted",
+            )
+        return b""
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        reader.fail("GCS_ENCRYPTION_KEY", "is not valid base64 (make one: openssl rand -base64 32)")
+        return b""
+    if len(key) != 32:
+        reader.fail("GCS_ENCRYPTION_KEY", f"must decode to exactly 32 bytes, got {len(key)}")
+        return b""
+    return key
+
+
+def _template(reader: _Reader) -> str:
+    template = reader.text("OBJECT_NAME_TEMPLATE") or DEFAULT_OBJECT_NAME_TEMPLATE
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        reader.fail("OBJECT_NAME_TEMPLATE", f"is not a valid template ({exc})")
+        return DEFAULT_OBJECT_NAME_TEMPLATE
+    unknown = names - OBJECT_NAME_FIELDS
+    if unknown:
+        reader.fail(
+            "OBJECT_NAME_TEMPLATE",
+            f"unknown field(s) {sorted(unknown)}; known: {sorted(OBJECT_NAME_FIELDS)}",
+        )
+    if not template.endswith(".xlsx"):
+        reader.fail("OBJECT_NAME_TEMPLATE", "must end with .xlsx")
+    return template
+
+
+def _topic(reader: _Reader) -> str:
+    topic = reader.text("PUBSUB_TOPIC")
+    if topic is None:
+        reader.fail("PUBSUB_TOPIC", "is not set (projects/P/topics/T)")
+        return ""
+    if not TOPIC.match(topic):
+        reader.fail("PUBSUB_TOPIC", f"must look like projects/P/topics/T, got {topic!r}")
+    return topic
+
+
+@dataclass(frozen=True, repr=False)
+class Limits:
+    """Bounds on everything an export reads, so no input is unbounded."""
+
+    max_download_bytes: int = 1024**3
+    max_uncompressed_bytes: int = 4 * 1024**3
+    max_zip_entries: int = 1000
+    max_compression_ratio: int = 250
+    download_connect_timeout: float = 10.0
+    download_read_timeout: float = 60.0
+    download_total_timeout: float = 300.0
+
+
+@dataclass(frozen=True, repr=False)
+class ExecuteSettings(CommonSettings):
+    allowed_buckets: tuple[str, ...]
+    encryption_key: bytes
+    pubsub_topic: str
+    download_hosts: tuple[str, ...]
+    allow_http_downloads: bool
+    object_name_template: str
+    upload_chunk_bytes: int
+    xlsx_compression_level: int
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def key_sha256(self) -> str:
+        """The key's fingerprint as GCS reports it (base64 SHA-256); safe to log and publish."""
+        return base64.b64encode(hashlib.sha256(self.encryption_key).digest()).decode()
+
+    @classmethod
+    def read(cls, reader: _Reader) -> ExecuteSettings:
+        mib = 1024 * 1024
+        limits = Limits(
+            max_download_bytes=reader.integer(
+                "MAX_DOWNLOAD_BYTES", Limits.max_download_bytes, minimum=1024, maximum=64 * 1024**3
+            ),
+            max_uncompressed_bytes=reader.integer(
+                "MAX_UNCOMPRESSED_BYTES",
+                Limits.max_uncompressed_bytes,
+                minimum=1024,
+                maximum=256 * 1024**3,
+            ),
+            max_zip_entries=reader.integer(
+                "MAX_ZIP_ENTRIES", Limits.max_zip_entries, minimum=1, maximum=100_000
+            ),
+            max_compression_ratio=reader.integer(
+                "MAX_COMPRESSION_RATIO", Limits.max_compression_ratio, minimum=2, maximum=100_000
+            ),
+            download_total_timeout=float(
+                reader.integer("DOWNLOAD_TIMEOUT_SECONDS", 300, minimum=1, maximum=3600)
+            ),
+        )
+        chunk = reader.integer("UPLOAD_CHUNK_BYTES", 8 * mib, minimum=256 * 1024, maximum=256 * mib)
+        if chunk % (256 * 1024):
+            reader.fail("UPLOAD_CHUNK_BYTES", "must be a multiple of 262144 (256 KiB)")
+            chunk = 8 * mib
+        return cls(
+            token=_token(reader),
+            max_request_bytes=_max_request_bytes(reader),
+            allowed_buckets=_buckets(reader),
+            encryption_key=_encryption_key(reader),
+            pubsub_topic=_topic(reader),
+            download_hosts=reader.csv_list("LOOKER_DOWNLOAD_HOSTS"),
+            allow_http_downloads=reader.flag("ALLOW_HTTP_DOWNLOADS"),
+            object_name_template=_template(reader),
+            upload_chunk_bytes=chunk,
+            xlsx_compression_level=reader.integer(
+                "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9
+            ),
+            limits=limits,
+        )
+
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    """Settings as loaded at start: the values, and what is wrong with them (empty when all good)."""
+
+    settings: S
+    problems: tuple[SettingProblem, ...]
+
+    @property
+    def token_problem(self) -> SettingProblem | None:
+        return next((p for p in self.problems if "TOKEN" in p.name or p.name == "header"), None)
+
+
+def load(kind: Callable[[_Reader], S], env: Env | None = None) -> Loaded[S]:
+    """Read one function's settings; never raises for a bad setting, it records it."""
+    reader = _Reader(os.environ if env is None else env)
+    settings = kind(reader)
+    return Loaded(settings, tuple(reader.problems))

@@ -1,0 +1,32 @@
+"""Builds the real handlers' apps the way functions-framework does in the cloud."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import flask
+import functions_framework
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOADS = ROOT / "samples" / "payloads"
+TOKEN = "test-token-5f2c9a71d4e3"  # noqa: S105 - a test value
+FUNCTIONS = ("action_list", "action_form", "action_execute")
+
+
+def app(function: str) -> flask.Flask:
+    """A fresh app: the module (and its settings) is loaded anew from the current environment."""
+    return functions_framework.create_app(function, str(ROOT / function / "main.py"))
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PAYLOADS / name).read_text())
+    return data
+
+
+def looker_headers(token: str = TOKEN, **extra: str) -> dict[str, str]:
+    headers = dict(payload("list.json")["headers"])
+    headers["Authorization"] = f'Token token="{token}"'
+    headers.update(extra)
+    return headers
