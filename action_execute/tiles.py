@@ -101,6 +101,16 @@ class _Guard:
             yield chunk
 
 
+def _unzip_errors_explained(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """A member's bytes; the unzip library's errors surface here, as the consumer reads."""
+    try:
+        yield from chunks
+    except stream_unzip.MissingPasswordError:
+        raise TileError("The zip is encrypted; Looker's csv_zip never is") from None
+    except stream_unzip.UnzipError as exc:
+        raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
+
+
 def _rows(name: str, chunks: Iterator[bytes]) -> Iterator[list[str]]:
     text = io.TextIOWrapper(
         io.BufferedReader(_ChunkReader(chunks), 256 * 1024), encoding="utf-8-sig", newline=""
@@ -128,7 +138,7 @@ def read_tiles(
                 raise TileError(
                     f"The zip has more than {limits.max_entries} entries (MAX_ZIP_ENTRIES)"
                 )
-            counted = guard.count(chunks)
+            counted = guard.count(_unzip_errors_explained(chunks))
             name = tile_name(raw_name.decode("utf-8", errors="replace"))
             if name is None:
                 for _ in counted:  # the unzip stream must be read through to reach the next entry

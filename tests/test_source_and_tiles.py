@@ -1,0 +1,194 @@
+"""The csv_zip's way in: pushed or downloaded bytes, the allow-list, and the tiles inside the zip."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import socket
+import zipfile
+
+import pytest
+
+from shared.errors import ActionError
+from shared.looker import ActionRequest, Attachment, ScheduledPlan
+
+import download
+import source
+import tiles
+from download import DownloadPolicy, DownloadRefused
+
+LIMITS = tiles.ZipLimits(
+    max_entries=50, max_uncompressed_bytes=50_000_000, max_compression_ratio=250
+)
+
+
+def policy(*hosts: str, allow_http: bool = False) -> DownloadPolicy:
+    return DownloadPolicy(hosts, allow_http, 10**9, 2.0, 2.0, 10.0)
+
+
+def make_zip(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def read(data: bytes, limits: tiles.ZipLimits = LIMITS) -> list[tuple[str, list[list[str]]]]:
+    chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    return [(name, list(rows)) for name, rows in tiles.read_tiles(chunks, limits)]
+
+
+class TestTiles:
+    def test_csv_entries_in_zip_order_by_base_name(self) -> None:
+        data = make_zip(
+            {
+                "dash/Zeta.csv": b"a,b\n1,2\n",
+                "dash/": b"",
+                "__MACOSX/dash/._Zeta.csv": b"junk",
+                "dash/.hidden.csv": b"x\n",
+                "dash/notes.txt": b"hello",
+                "../../Alpha.csv": '\ufeffh\n"multi\nline",é\n'.encode(),
+                "/abs/Empty.csv": b"",
+            }
+        )
+        assert read(data) == [
+            ("Zeta", [["a", "b"], ["1", "2"]]),
+            ("Alpha", [["h"], ["multi\nline", "é"]]),
+            ("Empty", []),
+        ]
+
+    def test_no_csv_is_a_clear_failure(self) -> None:
+        with pytest.raises(tiles.TileError, match="holds no CSV"):
+            read(make_zip({"a.txt": b"x"}))
+
+    def test_not_a_zip(self) -> None:
+        with pytest.raises(tiles.TileError, match="not a readable zip"):
+            read(b"this is not a zip file at all" * 10)
+
+    def test_truncated_zip(self) -> None:
+        data = make_zip({"a.csv": b"x,y\n" * 10_000})
+        with pytest.raises(tiles.TileError, match="not a readable zip"):
+            read(data[: len(data) // 2])
+
+    def test_not_utf8_names_the_tile(self) -> None:
+        with pytest.raises(tiles.TileError, match="Tile 'Latin' is not UTF-8"):
+            read(make_zip({"Latin.csv": "name\nMüller\n".encode("latin-1")}))
+
+    def test_unterminated_quote(self) -> None:
+        with pytest.raises(tiles.TileError, match="Tile 'Q' is not a readable CSV"):
+            read(make_zip({"Q.csv": b'a,b\n"open,1\n'}))
+
+    def test_entry_count_cap(self) -> None:
+        entries = {f"t{i}.csv": b"a\n" for i in range(60)}
+        with pytest.raises(tiles.TileError, match="MAX_ZIP_ENTRIES"):
+            read(make_zip(entries))
+
+    def test_total_uncompressed_cap(self) -> None:
+        limits = tiles.ZipLimits(50, 100_000, 100_000)
+        with pytest.raises(tiles.TileError, match="MAX_UNCOMPRESSED_BYTES"):
+            read(make_zip({"big.csv": b"abc,def\n" * 50_000}), limits)
+
+    def test_compression_ratio_cap(self) -> None:
+        bomb = make_zip({"bomb.csv": b"0" * 20_000_000})
+        assert len(bomb) * 250 < 20_000_000
+        with pytest.raises(tiles.TileError, match="likely zip bomb"):
+            read(bomb)
+
+
+class TestSource:
+    def test_pushed_attachment_decodes_in_slices(self) -> None:
+        data = make_zip({"a.csv": random.Random(1).randbytes(1_000_000)})
+        request = ActionRequest(
+            type="dashboard",
+            attachment=Attachment("application/zip;base64", "zip", base64.b64encode(data).decode()),
+        )
+        chunks = list(source.zip_chunks(request, policy()))
+        assert len(chunks) > 1 and b"".join(chunks) == data
+
+    def test_bad_base64(self) -> None:
+        request = ActionRequest(attachment=Attachment("application/zip;base64", "zip", "@@@@"))
+        with pytest.raises(source.SourceError, match="not valid base64"):
+            list(source.zip_chunks(request, policy()))
+
+    def test_wrong_mimetype(self) -> None:
+        request = ActionRequest(attachment=Attachment("text/csv;base64", "csv", "YQ=="))
+        with pytest.raises(source.SourceError, match="Expected a csv_zip"):
+            source.zip_chunks(request, policy())
+
+    def test_neither_attachment_nor_url(self) -> None:
+        with pytest.raises(source.SourceError, match="neither an attachment nor a download_url"):
+            source.zip_chunks(
+                ActionRequest(type="dashboard", scheduled_plan=ScheduledPlan()), policy()
+            )
+
+
+class TestDownloadPolicy:
+    @pytest.mark.parametrize(
+        ("url", "hosts", "allow_http", "fragment"),
+        [
+            (
+                "https://evil.example/x.zip",
+                ("acme.cloud.looker.com",),
+                False,
+                "not in LOOKER_DOWNLOAD_HOSTS",
+            ),
+            ("http://acme.cloud.looker.com/x", ("acme.cloud.looker.com",), False, "must use https"),
+            ("file:///etc/passwd", ("acme.cloud.looker.com",), True, "not file"),
+            ("ftp://acme.cloud.looker.com/x", ("acme.cloud.looker.com",), True, "not ftp"),
+            (
+                "https://acme.cloud.looker.com:8443/x",
+                ("acme.cloud.looker.com",),
+                False,
+                "not in LOOKER_DOWNLOAD_HOSTS",
+            ),
+            (
+                "https://127.0.0.1/x",
+                ("acme.cloud.looker.com",),
+                False,
+                "not in LOOKER_DOWNLOAD_HOSTS",
+            ),
+            (
+                "https://169.254.169.254/computeMetadata/v1/",
+                ("*.looker.com",),
+                False,
+                "not in LOOKER_DOWNLOAD_HOSTS",
+            ),
+            ("https://[::1]/x", ("*.looker.com",), False, "not in LOOKER_DOWNLOAD_HOSTS"),
+            ("https://acme.cloud.looker.com/x", (), False, "not enabled"),
+        ],
+    )
+    def test_refused(
+        self, url: str, hosts: tuple[str, ...], allow_http: bool, fragment: str
+    ) -> None:
+        with pytest.raises(DownloadRefused, match=fragment):
+            download.vet(url, policy(*hosts, allow_http=allow_http))
+
+    @pytest.mark.parametrize(
+        "address", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.9", "::1", "fd00::1"]
+    )
+    def test_wildcard_hosts_must_resolve_to_public_addresses(
+        self, monkeypatch: pytest.MonkeyPatch, address: str
+    ) -> None:
+        def fake_dns(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+        monkeypatch.setattr(download.socket, "getaddrinfo", fake_dns)
+        with pytest.raises(DownloadRefused, match="non-public address"):
+            download.vet("https://rebind.looker.com/x.zip", policy("*.looker.com"))
+
+    def test_exactly_listed_host_is_trusted_and_pinned(self) -> None:
+        target = download.vet(
+            "http://localhost:8123/dl/abc/x.zip?y=1", policy("localhost:8123", allow_http=True)
+        )
+        assert target.address in ("127.0.0.1", "::1")
+        assert target.path == "/dl/abc/x.zip?y=1"
+
+    def test_refusals_never_show_the_path(self) -> None:
+        with pytest.raises(ActionError) as caught:
+            download.vet(
+                "https://evil.example/secret-one-time-path", policy("acme.cloud.looker.com")
+            )
+        assert "secret-one-time-path" not in caught.value.message
