@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# Usage: ./deploy.sh --project=PROJECT --topic=TOPIC [options]
+#
+# Deploys the Looker Action's three Cloud Functions (1st gen, python312, HTTP):
+#   1. stages each function with scripts/stage.sh into the build folder
+#      (function code + a copy of shared/ + requirements.txt)
+#   2. deploys action_form and action_execute, reads their trigger URLs with
+#      `gcloud functions describe ... --format='value(httpsTrigger.url)'`
+#   3. deploys action_list (the Action Hub listing) with ACTION_FORM_URL and
+#      ACTION_EXECUTE_URL set to those URLs
+# `gcloud functions deploy` creates or updates, and every setting is passed in
+# full (--set-env-vars / --set-secrets replace what was there), so running it
+# again converges to the same state.
+#
+# Options (flag, then the environment variable used when the flag is absent):
+#   --project=ID             GOOGLE_CLOUD_PROJECT or PROJECT. Required.
+#   --topic=TOPIC            PUBSUB_TOPIC. Required. projects/P/topics/T, or a bare
+#                            topic name T (made projects/PROJECT/topics/T).
+#                            -> PUBSUB_TOPIC on action_execute.
+#   --region=REGION          REGION (default us-central1)
+#   --service-account=EMAIL  SERVICE_ACCOUNT: the runtime identity of all three
+#                            (default looker-action@PROJECT.iam.gserviceaccount.com;
+#                            it must exist, deploy.sh does not create it)
+#   --prefix=TEXT            FUNCTION_PREFIX: prepended to the function names
+#                            (default empty: action_list, action_form, action_execute)
+#   --token-secret=NAME      TOKEN_SECRET: Secret Manager secret holding Looker's
+#                            action token (default looker-action-token), wired as
+#                            LOOKER_ACTION_TOKEN=NAME:latest on all three
+#   --key-secret=NAME        KEY_SECRET: secret holding the base64 AES-256 key the
+#                            exports are encrypted with in GCS (default
+#                            gcs-encryption-key), wired as GCS_ENCRYPTION_KEY=NAME:latest
+#                            on action_execute only
+#   --allowed-buckets=B1,B2  ALLOWED_BUCKETS: bucket names exports may go to
+#                            -> ALLOWED_BUCKETS on action_form and action_execute
+#                            (unset: the form asks for any bucket name)
+#   --download-hosts=H1,H2   LOOKER_DOWNLOAD_HOSTS: hosts Looker's download URLs may
+#                            point at ("host", "host:port", "*.domain")
+#                            -> LOOKER_DOWNLOAD_HOSTS on action_execute
+#                            (unset: action_execute refuses every download)
+#   --object-name-template=T OBJECT_NAME_TEMPLATE: optional
+#                            -> OBJECT_NAME_TEMPLATE on action_execute
+#   --memory=SIZE            FUNCTION_MEMORY: action_list / action_form (default 256MB)
+#   --execute-memory=SIZE    EXECUTE_MEMORY: action_execute (default 512MB)
+#                            1st gen sizes: 128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB
+#   --timeout=SECONDS        FUNCTION_TIMEOUT: action_list / action_form (default 60s)
+#   --execute-timeout=SECONDS EXECUTE_TIMEOUT: action_execute (default 540s, the 1st gen
+#                            maximum)
+#   --build-dir=DIR          BUILD_DIR: where the functions are staged (default build/
+#                            at the repository root)
+#   --grant-iam              GRANT_IAM=1: also add the runtime service account's IAM
+#                            bindings listed below, each on its one resource only
+#   --dry-run                DRY_RUN=1: print every command (shell-quoted, one per
+#                            line) instead of running it; stages nothing, runs no
+#                            gcloud, and uses https://REGION-PROJECT.cloudfunctions.net/NAME
+#                            as the form and execute URLs
+#   -h, --help               show this help
+# Values given as flags win over the environment. Comma lists are passed to gcloud
+# with its alternate delimiter syntax (--set-env-vars=^;^A=x,y;B=z, see
+# `gcloud topic escaping`), so commas inside values survive.
+#
+# Access (least privilege). This script grants no broad or project-level role.
+# The runtime service account needs exactly:
+#   - roles/secretmanager.secretAccessor on the token secret and the key secret
+#     only (Cloud Functions reads them as that account to fill LOOKER_ACTION_TOKEN
+#     and GCS_ENCRYPTION_KEY at instance start)
+#   - roles/storage.objectCreator on each allowed bucket only: create the export
+#     object (uploads use if_generation_match=0, so nothing is ever overwritten and
+#     no delete permission is needed)
+#   - roles/storage.objectViewer on each allowed bucket only: storage.objects.get,
+#     because action_execute checks whether the object name is taken (and picks
+#     name-2, name-3... on collision) and reads the stored object's metadata back.
+#     (A custom role with just storage.objects.get would be tighter still.)
+#   - roles/pubsub.publisher on the topic only: publish the "export ready" message
+# Nothing else: no project-level roles, no storage.admin, no bucket-level reader
+# role (it never lists or reads bucket metadata); writing logs to stdout needs no role.
+# With --grant-iam the script runs, for ACCOUNT = serviceAccount:SERVICE_ACCOUNT:
+#   gcloud secrets add-iam-policy-binding SECRET --project=P --member=ACCOUNT
+#     --role=roles/secretmanager.secretAccessor --condition=None   (each secret)
+#   gcloud storage buckets add-iam-policy-binding gs://BUCKET --member=ACCOUNT
+#     --role=roles/storage.objectCreator (and objectViewer) --condition=None
+#   gcloud pubsub topics add-iam-policy-binding TOPIC --project=P --member=ACCOUNT
+#     --role=roles/pubsub.publisher
+# Whoever runs deploy.sh needs: roles/cloudfunctions.admin (deploy, and set the
+# allUsers invoker binding for --allow-unauthenticated), roles/iam.serviceAccountUser
+# on the runtime service account, and for --grant-iam the right to set IAM policy
+# on those secrets, buckets and topic.
+#
+# The secrets are wired as NAME:latest; Cloud Functions resolves them when an
+# instance starts, so after adding a new secret version, redeploy (or wait for
+# new instances) for the functions to use it.
+#
+# The functions are deployed with --allow-unauthenticated: Looker calls them
+# without Google credentials, so Cloud Functions must let the request through and
+# each function checks Looker's token (Authorization: Token token="...") itself,
+# refusing every request when it does not match the token secret. (An organization
+# policy restricting allUsers bindings blocks this; the deploy then warns.)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STAGE="$ROOT/scripts/stage.sh"
+RUNTIME=python312
+GEN1_MEMORY=(128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB)
+GEN1_MAX_TIMEOUT=540
+
+usage() {
+  sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+die() {
+  printf 'deploy.sh: error: %s\n' "$*" >&2
+  exit 2
+}
+
+warn() {
+  printf 'deploy.sh: warning: %s\n' "$*" >&2
+}
+
+truthy() {
+  case ${1,,} in
+    1 | true | yes | on) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# ---------------------------------------------------------------- options
+project=${GOOGLE_CLOUD_PROJECT:-${PROJECT:-}}
+topic=${PUBSUB_TOPIC:-}
+region=${REGION:-us-central1}
+service_account=${SERVICE_ACCOUNT:-}
+prefix=${FUNCTION_PREFIX:-}
+token_secret=${TOKEN_SECRET:-looker-action-token}
+key_secret=${KEY_SECRET:-gcs-encryption-key}
+allowed_buckets=${ALLOWED_BUCKETS:-}
+download_hosts=${LOOKER_DOWNLOAD_HOSTS:-}
+object_name_template=${OBJECT_NAME_TEMPLATE:-}
+memory=${FUNCTION_MEMORY:-256MB}
+execute_memory=${EXECUTE_MEMORY:-512MB}
+timeout=${FUNCTION_TIMEOUT:-60s}
+execute_timeout=${EXECUTE_TIMEOUT:-540s}
+build_dir=${BUILD_DIR:-}
+dry_run=0
+grant_iam=0
+if truthy "${DRY_RUN:-0}"; then dry_run=1; fi
+if truthy "${GRANT_IAM:-0}"; then grant_iam=1; fi
+
+set_option() { # FLAG VALUE
+  case $1 in
+    --project) project=$2 ;;
+    --topic) topic=$2 ;;
+    --region) region=$2 ;;
+    --service-account) service_account=$2 ;;
+    --prefix) prefix=$2 ;;
+    --token-secret) token_secret=$2 ;;
+    --key-secret) key_secret=$2 ;;
+    --allowed-buckets) allowed_buckets=$2 ;;
+    --download-hosts) download_hosts=$2 ;;
+    --object-name-template) object_name_template=$2 ;;
+    --memory) memory=$2 ;;
+    --execute-memory) execute_memory=$2 ;;
+    --timeout) timeout=$2 ;;
+    --execute-timeout) execute_timeout=$2 ;;
+    --build-dir) build_dir=$2 ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+}
+
+while (($#)); do
+  case $1 in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --dry-run) dry_run=1 ;;
+    --grant-iam) grant_iam=1 ;;
+    --dry-run=* | --grant-iam=*) die "${1%%=*} takes no value" ;;
+    --*=*) set_option "${1%%=*}" "${1#*=}" ;;
+    --*)
+      if (($# < 2)) || [[ $2 == --* ]]; then
+        case $1 in
+          --project | --topic | --region | --service-account | --prefix | --token-secret | \
+            --key-secret | --allowed-buckets | --download-hosts | --object-name-template | \
+            --memory | --execute-memory | --timeout | --execute-timeout | --build-dir)
+            die "$1 needs a value" ;;
+          *) die "unknown option: $1 (see --help)" ;;
+        esac
+      fi
+      set_option "$1" "$2"
+      shift
+      ;;
+    *) die "unexpected argument: '$1' (options are --name=value; see --help)" ;;
+  esac
+  shift
+done
+
+# ---------------------------------------------------------------- checks
+[[ -n $project ]] || die "--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)"
+[[ $project =~ ^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+  die "--project '$project' is not a valid project ID"
+[[ -n $topic ]] || die "--topic is required (or set PUBSUB_TOPIC): projects/P/topics/T or a topic name"
+if [[ $topic != */* ]]; then
+  topic="projects/$project/topics/$topic"
+fi
+[[ $topic =~ ^projects/[^/]+/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$ ]] ||
+  die "--topic '$topic' must be projects/PROJECT/topics/TOPIC or a bare topic name"
+[[ $region =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "--region '$region' is not a region name (e.g. us-central1)"
+[[ $prefix =~ ^([A-Za-z][A-Za-z0-9_-]*)?$ ]] ||
+  die "--prefix '$prefix' must start with a letter and use only letters, digits, '-' and '_'"
+if ((${#prefix} + 14 > 63)); then die "--prefix '$prefix' is too long (function names are at most 63 characters)"; fi
+if [[ -z $service_account ]]; then
+  if [[ $project == *:* ]]; then # domain-scoped project example.com:proj
+    service_account="looker-action@${project#*:}.${project%%:*}.iam.gserviceaccount.com"
+  else
+    service_account="looker-action@$project.iam.gserviceaccount.com"
+  fi
+fi
+[[ $service_account =~ ^[^@[:space:]]+@[^@[:space:]]+$ ]] ||
+  die "--service-account '$service_account' is not a service account email"
+for pair in "--token-secret:$token_secret" "--key-secret:$key_secret"; do
+  [[ ${pair#*:} =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+    die "${pair%%:*} '${pair#*:}' is not a Secret Manager secret name (letters, digits, '-', '_')"
+done
+
+check_memory() { # FLAG VALUE
+  local m
+  for m in "${GEN1_MEMORY[@]}"; do [[ $2 == "$m" ]] && return 0; done
+  die "$1 '$2' is not a 1st gen memory size (one of: ${GEN1_MEMORY[*]})"
+}
+check_memory --memory "$memory"
+check_memory --execute-memory "$execute_memory"
+
+normal_timeout() { # FLAG VALUE -> prints Ns
+  [[ $2 =~ ^([0-9]+)s?$ ]] || die "$1 '$2' must be a number of seconds, e.g. 60s"
+  local s=$((10#${BASH_REMATCH[1]}))
+  ((s >= 1 && s <= GEN1_MAX_TIMEOUT)) || die "$1 '$2' must be between 1s and ${GEN1_MAX_TIMEOUT}s (1st gen maximum)"
+  printf '%ss' "$s"
+}
+timeout=$(normal_timeout --timeout "$timeout")
+execute_timeout=$(normal_timeout --execute-timeout "$execute_timeout")
+
+# Splits a comma list, trims blanks, drops empty items; result in LIST.
+split_list() {
+  local item
+  local -a raw=()
+  LIST=()
+  IFS=, read -r -a raw <<<"$1"
+  for item in "${raw[@]}"; do
+    item=${item#"${item%%[![:space:]]*}"}
+    item=${item%"${item##*[![:space:]]}"}
+    [[ -n $item ]] && LIST+=("$item")
+  done
+  return 0
+}
+
+split_list "$allowed_buckets"
+buckets=("${LIST[@]}")
+for b in "${buckets[@]}"; do
+  [[ $b =~ ^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$ ]] ||
+    die "--allowed-buckets: '$b' is not a bucket name (give bare names like my-exports, no gs://)"
+done
+split_list "$download_hosts"
+hosts=("${LIST[@]}")
+host_re='^[][A-Za-z0-9.*:_-]+$' # host, host:port, *.domain, [v6]:port
+for h in "${hosts[@]}"; do
+  [[ $h =~ $host_re ]] ||
+    die "--download-hosts: '$h' is not a host (give host, host:port or *.domain; no scheme or path)"
+done
+if ((${#buckets[@]} == 0)); then
+  warn "--allowed-buckets not given: ALLOWED_BUCKETS is left unset on action_form and action_execute," \
+    "so users may type any bucket name; only buckets where the service account holds" \
+    "roles/storage.objectCreator + objectViewer will work (and --grant-iam grants none)"
+fi
+if ((${#hosts[@]} == 0)); then
+  warn "--download-hosts not given: LOOKER_DOWNLOAD_HOSTS is left unset, and action_execute" \
+    "refuses every download until it lists Looker's host"
+fi
+
+if [[ -z $build_dir ]]; then
+  build_dir="$ROOT/build"
+elif [[ $build_dir != /* ]]; then
+  build_dir="$PWD/$build_dir"
+fi
+
+if ((!dry_run)); then
+  command -v gcloud >/dev/null 2>&1 ||
+    die "gcloud not found on PATH: install the Google Cloud SDK (https://cloud.google.com/sdk/docs/install), or use --dry-run"
+fi
+
+# ---------------------------------------------------------------- helpers
+# Prints its arguments as one shell command line that can be pasted back.
+quote_cmd() {
+  local a out=()
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+      out+=("$a")
+    else
+      out+=("'${a//\'/\'\\\'\'}'")
+    fi
+  done
+  printf '%s\n' "${out[*]}"
+}
+
+# Runs a command (printed first, or only printed with --dry-run).
+run() {
+  if ((dry_run)); then
+    quote_cmd "$@"
+  else
+    printf '+ %s\n' "$(quote_cmd "$@")" >&2
+    "$@"
+  fi
+}
+
+# Joins KEY=VALUE items for a gcloud dict flag with gcloud's alternate delimiter
+# syntax (^;^A=x,y;B=z, `gcloud topic escaping`), so commas inside values stay
+# in the value. The delimiter is the first character that occurs in no item.
+join_dict() {
+  local d item ok joined
+  for d in ';' '|' '@' '#' '~' '!' '*' '&' '?' '%' '+'; do
+    ok=1
+    for item in "$@"; do
+      if [[ $item == *"$d"* ]]; then
+        ok=0
+        break
+      fi
+    done
+    if ((ok)); then
+      joined=$(IFS=$'\x1f' && printf '%s' "$*")
+      printf '^%s^%s' "$d" "${joined//$'\x1f'/$d}"
+      return 0
+    fi
+  done
+  die "cannot pass these environment values to gcloud: they use every candidate delimiter (;|@#~!*&?%+)"
+}
+
+join_comma() {
+  local IFS=,
+  printf '%s' "$*"
+}
+
+fn_name() { printf '%s%s' "$prefix" "$1"; }
+
+# Deploys one function. Args: FUNCTION MEMORY TIMEOUT SECRETS-ITEMS... -- ENV-ITEMS...
+deploy() {
+  local fn=$1 mem=$2 tmo=$3
+  shift 3
+  local -a secrets=() env=()
+  while (($#)) && [[ $1 != -- ]]; do
+    secrets+=("$1")
+    shift
+  done
+  (($#)) && shift
+  env=("$@")
+  local env_flag=--clear-env-vars
+  if ((${#env[@]})); then env_flag="--set-env-vars=$(join_dict "${env[@]}")"; fi
+  run gcloud functions deploy "$(fn_name "$fn")" \
+    --no-gen2 \
+    --region="$region" \
+    --project="$project" \
+    --runtime="$RUNTIME" \
+    --trigger-http \
+    --allow-unauthenticated \
+    --entry-point="$fn" \
+    --source="$build_dir/$fn" \
+    --service-account="$service_account" \
+    --memory="$mem" \
+    --timeout="$tmo" \
+    --set-secrets="$(join_comma "${secrets[@]}")" \
+    "$env_flag" \
+    --quiet
+}
+
+# Sets URL to the trigger URL of a deployed function (a placeholder with --dry-run).
+# For 1st gen functions `describe` returns the v1 CloudFunction resource, whose
+# HTTP URL is httpsTrigger.url (2nd gen would be serviceConfig.uri / url). The
+# functions/gen2 property is pinned to false (CLOUDSDK_FUNCTIONS_GEN2, exported
+# below) so that describe reads the v1 resource even if the user's gcloud config
+# says gen2 (describe's own --no-gen2 flag is hidden/undocumented).
+URL=""
+trigger_url() {
+  local name
+  name=$(fn_name "$1")
+  local -a cmd=(gcloud functions describe "$name" --region="$region" --project="$project"
+    '--format=value(httpsTrigger.url)')
+  if ((dry_run)); then
+    quote_cmd "${cmd[@]}"
+    URL="https://$region-$project.cloudfunctions.net/$name"
+    return 0
+  fi
+  printf '+ %s\n' "$(quote_cmd "${cmd[@]}")" >&2
+  URL=$("${cmd[@]}") || die "could not read the URL of $name (gcloud functions describe failed)"
+  URL=${URL%%[[:space:]]*}
+  [[ $URL == https://* ]] || die "gcloud functions describe $name gave no https trigger URL (got '$URL')"
+}
+
+show_env() { # FUNCTION SECRETS-ITEMS... -- ENV-ITEMS...
+  local fn=$1 item
+  shift
+  echo "# $(fn_name "$fn") (entry point $fn):"
+  while (($#)) && [[ $1 != -- ]]; do
+    echo "#   secret  $1"
+    shift
+  done
+  (($#)) && shift
+  for item in "$@"; do echo "#   env     $item"; done
+  return 0
+}
+
+# ---------------------------------------------------------------- wiring
+token_ref="LOOKER_ACTION_TOKEN=$token_secret:latest"
+key_ref="GCS_ENCRYPTION_KEY=$key_secret:latest"
+form_env=()
+execute_env=("PUBSUB_TOPIC=$topic")
+if ((${#buckets[@]})); then
+  form_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")")
+  execute_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")")
+fi
+if ((${#hosts[@]})); then execute_env+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
+if [[ -n $object_name_template ]]; then execute_env+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
+
+export CLOUDSDK_FUNCTIONS_GEN2=false
+if ((dry_run)); then
+  echo "# deploy.sh --dry-run: nothing is staged or deployed; these are the commands."
+  echo "export CLOUDSDK_FUNCTIONS_GEN2=false"
+fi
+echo "# project $project, region $region, runtime service account $service_account"
+show_env action_form "$token_ref" -- "${form_env[@]}"
+show_env action_execute "$token_ref" "$key_ref" -- "${execute_env[@]}"
+show_env action_list "$token_ref" -- "ACTION_FORM_URL=(URL of $(fn_name action_form))" \
+  "ACTION_EXECUTE_URL=(URL of $(fn_name action_execute))"
+
+# ---------------------------------------------------------------- run
+if ((grant_iam)); then
+  member="serviceAccount:$service_account"
+  for secret in "$token_secret" "$key_secret"; do
+    run gcloud secrets add-iam-policy-binding "$secret" --project="$project" \
+      --member="$member" --role=roles/secretmanager.secretAccessor --condition=None --quiet
+  done
+  for b in "${buckets[@]}"; do
+    for role in roles/storage.objectCreator roles/storage.objectViewer; do
+      run gcloud storage buckets add-iam-policy-binding "gs://$b" \
+        --member="$member" --role="$role" --condition=None --quiet
+    done
+  done
+  run gcloud pubsub topics add-iam-policy-binding "$topic" --project="$project" \
+    --member="$member" --role=roles/pubsub.publisher --quiet
+fi
+
+functions=(action_form action_execute action_list)
+if ((dry_run)); then
+  quote_cmd "$STAGE" "$build_dir" "${functions[@]}"
+else
+  "$STAGE" "$build_dir" "${functions[@]}" >&2
+fi
+
+deploy action_form "$memory" "$timeout" "$token_ref" -- "${form_env[@]}"
+deploy action_execute "$execute_memory" "$execute_timeout" "$token_ref" "$key_ref" -- "${execute_env[@]}"
+trigger_url action_form
+form_url=$URL
+trigger_url action_execute
+execute_url=$URL
+deploy action_list "$memory" "$timeout" "$token_ref" -- \
+  "ACTION_FORM_URL=$form_url" "ACTION_EXECUTE_URL=$execute_url"
+trigger_url action_list
+hub_url=$URL
+
+if ((dry_run)); then
+  echo "# (dry run: URLs above are the 1st gen form https://REGION-PROJECT.cloudfunctions.net/NAME, not read from gcloud)"
+fi
+cat <<EOF
+# Next step for the Looker admin:
+#   In Looker, Admin > Platform > Actions > Add Action Hub, enter the hub URL:
+#     $hub_url
+#   As the authorization token, paste the value of the Secret Manager secret
+#   '$token_secret' (project $project). Read it with:
+#     gcloud secrets versions access latest --secret=$token_secret --project=$project
+EOF
