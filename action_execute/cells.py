@@ -1,0 +1,146 @@
+"""Cell typing rules: how one CSV text becomes a blank, a number, a date, a date-time or text."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+import unicodedata
+from typing import Final
+
+# Kinds are plain ints, not an Enum: `classify` runs once per cell and int compares are cheapest.
+BLANK: Final = 0
+NUMBER: Final = 1
+DATE: Final = 2
+DATETIME: Final = 3
+TEXT: Final = 4
+
+MAX_TEXT_UNITS: Final = 32_767
+"""Excel's cell text limit, counted in UTF-16 code units (an emoji counts 2)."""
+
+MAX_SIGNIFICANT_DIGITS: Final = 15
+"""Excel keeps 15 significant digits; a longer number would silently lose the rest."""
+
+# Only ASCII digits ([0-9], never \d, which also matches e.g. Arabic-Indic digits). No exponent
+# forms (`1e3`, `1E-5`): Looker's unformatted CSV writes plain decimals, so such values are far
+# more often codes (part numbers, IDs) than numbers, and stay text. No `+` sign: `+4915112345678`
+# is a phone number. Leading zeros (`01234`) are codes too.
+_TYPED = re.compile(
+    r"(?P<num>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)"
+    r"|(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})"
+    r"(?: (?P<H>[01][0-9]|2[0-3]):(?P<M>[0-5][0-9])(?::(?P<S>[0-5][0-9]))?)?"
+)
+_TYPED_START: Final = frozenset("-0123456789")
+
+# Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates
+# (a Python str only holds surrogates unpaired, e.g. from `surrogateescape` decoding).
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+# Excel's 1900 date system counts the non-existent 1900-02-29, so from 1900-03-01 on the serial
+# is one more than a plain day count from 1899-12-31; an epoch of 1899-12-30 absorbs that.
+_EPOCH_FROM_MARCH_1900: Final = datetime.date(1899, 12, 30).toordinal()
+_EPOCH_BEFORE_MARCH_1900: Final = datetime.date(1899, 12, 31).toordinal()
+_MARCH_1900: Final = datetime.date(1900, 3, 1).toordinal()
+
+
+def classify(text: str) -> tuple[int, str]:
+    """Return (kind, value) for a data cell.
+
+    value is the `<v>` text for NUMBER (the source text itself, exact), DATE and DATETIME (the
+    Excel serial), and the untouched text for TEXT (pass it to `clean_text`). Text that starts
+    with `=`, `+`, `-` or `@` is just text: it is written as an inline string, which Excel never
+    evaluates (no `<f>` element is ever written).
+    """
+    if not text:
+        return BLANK, ""
+    if text[0] not in _TYPED_START:
+        return TEXT, text
+    match = _TYPED.fullmatch(text)
+    if match is None:
+        return TEXT, text
+    if match.group("num") is not None:
+        return (NUMBER, text) if _keeps_as_number(text) else (TEXT, text)
+    return _date_or_text(text, match)
+
+
+def _keeps_as_number(text: str) -> bool:
+    """True unless a number would change the text: too many digits, or a negative zero."""
+    digits = text.lstrip("-").replace(".", "", 1).lstrip("0")
+    if len(digits) > MAX_SIGNIFICANT_DIGITS:
+        return False
+    # `-0`, `-0.00`: a number would drop the sign, so keep the text as written.
+    return not (text[0] == "-" and not digits)
+
+
+def _date_or_text(text: str, match: re.Match[str]) -> tuple[int, str]:
+    days = _day_serial(text[:10])
+    if days is None:
+        return TEXT, text
+    if match["H"] is None:
+        return DATE, str(days)
+    seconds = int(match["H"]) * 3600 + int(match["M"]) * 60 + int(match["S"] or 0)
+    # Same arithmetic and `.16G` rendering as xlsxwriter, so both write identical serials.
+    return DATETIME, f"{days + seconds / 86400:.16G}"
+
+
+@functools.lru_cache(maxsize=4096)  # exports repeat the same days over and over
+def _day_serial(ymd: str) -> int | None:
+    """Excel serial of a `YYYY-MM-DD` day, or None if it is no real day from 1900 on."""
+    year, month, day = int(ymd[:4]), int(ymd[5:7]), int(ymd[8:10])
+    if year < 1900:
+        return None
+    try:
+        ordinal = datetime.date(year, month, day).toordinal()
+    except ValueError:  # 2026-02-30 and the like
+        return None
+    epoch = _EPOCH_FROM_MARCH_1900 if ordinal >= _MARCH_1900 else _EPOCH_BEFORE_MARCH_1900
+    return ordinal - epoch
+
+
+def clean_text(text: str) -> tuple[str, bool]:
+    """Drop characters XML cannot carry and cut to Excel's limit; the flag says it was cut."""
+    if _XML_ILLEGAL.search(text) is not None:
+        text = _XML_ILLEGAL.sub("", text)
+    # A string of at most half the limit in code points cannot exceed it in UTF-16 units.
+    if len(text) <= MAX_TEXT_UNITS // 2 or _utf16_units(text) <= MAX_TEXT_UNITS:
+        return text, False
+    return _cut_to_units(text, MAX_TEXT_UNITS), True
+
+
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _cut_to_units(text: str, units: int) -> str:
+    """Longest prefix within `units` UTF-16 units, never splitting an astral character."""
+    data = text.encode("utf-16-le")[: units * 2]
+    if data and 0xD8 <= data[-1] <= 0xDB:  # the cut fell after a high surrogate: drop its half
+        data = data[:-2]
+    return data.decode("utf-16-le")
+
+
+def display_width(kind: int, value: str) -> int:
+    """Characters the cell shows in Excel, for column widths (wide CJK counted in `text_width`)."""
+    if kind == DATE:
+        return 10  # yyyy-mm-dd
+    if kind == DATETIME:
+        return 19  # yyyy-mm-dd hh:mm:ss
+    if kind == NUMBER:
+        # The General format shows at most 11 characters (then it rounds or uses 1.2E+15).
+        return min(len(value), 11)
+    return 0 if kind == BLANK else text_width(value)
+
+
+def text_width(text: str) -> int:
+    """Width of the longest line, counting East Asian wide characters double."""
+    widest = 0
+    for line in text.split("\n"):
+        width = len(line)
+        if not line.isascii():
+            width += sum(1 for ch in line if _is_wide(ch))
+        widest = max(widest, width)
+    return widest
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
