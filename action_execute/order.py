@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from shared.buckets import bucket_name_problem
-from shared.errors import FormError
+from shared.errors import ActionError, FormError
 from shared.looker import ActionRequest
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
@@ -53,6 +53,8 @@ def _email(value: str) -> str | None:
 
 def order_from(request: ActionRequest, allowed_buckets: tuple[str, ...]) -> ExportOrder:
     """Check the form's values; every wrong field is reported at once, keyed by its name."""
+    if request.type not in (None, "dashboard"):
+        raise ActionError(f"This action exports dashboards, not a {request.type}")
     params = request.form_params
     bucket = params.get("bucket", "").strip()
     subject = params.get("subject_name", "").strip()

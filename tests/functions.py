@@ -11,7 +11,7 @@ import functions_framework
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "samples" / "payloads"
-TOKEN = "test-token-5f2c9a71d4e3"  # noqa: S105 - a test value
+TOKEN = "test-token-5f2c9a71d4e3"
 FUNCTIONS = ("action_list", "action_form", "action_execute")
 
 

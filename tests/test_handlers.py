@@ -48,7 +48,7 @@ class TestTokenCheck:
             "message": "Missing or malformed Authorization header",
         }
 
-    @pytest.mark.parametrize("header", ["", "Bearer x", f"Token {TOKEN}", f'Token token={TOKEN}'])
+    @pytest.mark.parametrize("header", ["", "Bearer x", f"Token {TOKEN}", f"Token token={TOKEN}"])
     def test_malformed_header_is_401(self, function: str, header: str) -> None:
         response = app(function).test_client().post("/", json={}, headers={"Authorization": header})
         assert response.status_code == 401
@@ -109,8 +109,10 @@ class TestTokenCheck:
 @pytest.mark.usefixtures("configured")
 class TestList:
     def test_lists_the_integration(self) -> None:
-        response = app("action_list").test_client().post(
-            "/", json=payload("list.json")["body"], headers=looker_headers()
+        response = (
+            app("action_list")
+            .test_client()
+            .post("/", json=payload("list.json")["body"], headers=looker_headers())
         )
         assert response.status_code == 200
         (integration,) = response.get_json()["integrations"]
@@ -147,8 +149,10 @@ class TestList:
 @pytest.mark.usefixtures("configured")
 class TestForm:
     def fields(self) -> dict[str, dict]:
-        response = app("action_form").test_client().post(
-            "/", json=payload("form.json")["body"], headers=looker_headers()
+        response = (
+            app("action_form")
+            .test_client()
+            .post("/", json=payload("form.json")["body"], headers=looker_headers())
         )
         assert response.status_code == 200
         return {f["name"]: f for f in response.get_json()}
@@ -191,11 +195,15 @@ class TestExecuteParsing:
     )
     def test_bad_bodies_get_a_looker_answer(self, body: bytes, fragment: str) -> None:
         request = {"type": "dashboard", "form_params": {"bucket": "acme-b", "subject_name": "s"}}
-        data = body if not body.startswith(b'{"type": "cell"') else json.dumps(
-            {**request, "type": "cell"}
-        ).encode()
-        response = app("action_execute").test_client().post(
-            "/", data=data, headers=looker_headers(**{"Content-Type": "application/json"})
+        data = (
+            body
+            if not body.startswith(b'{"type": "cell"')
+            else json.dumps({**request, "type": "cell"}).encode()
+        )
+        response = (
+            app("action_execute")
+            .test_client()
+            .post("/", data=data, headers=looker_headers(**{"Content-Type": "application/json"}))
         )
         assert 400 <= response.status_code < 500
         result = looker(response.get_json())
@@ -205,23 +213,31 @@ class TestExecuteParsing:
     def test_form_errors_are_keyed_by_field(self) -> None:
         body = payload("execute_dashboard_push.json")["body"]
         body["form_params"] = {"bucket": "Bad Bucket!", "subject_name": " ", "email": "nope"}
-        response = app("action_execute").test_client().post("/", json=body, headers=looker_headers())
+        response = (
+            app("action_execute").test_client().post("/", json=body, headers=looker_headers())
+        )
         assert response.status_code == 400
         errors = looker(response.get_json())["validation_errors"]
         assert set(errors) == {"bucket", "subject_name", "email"}
 
     def test_body_over_the_cap_is_413(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("MAX_REQUEST_BYTES", "2048")
-        response = app("action_execute").test_client().post(
-            "/", data=b"{" + b" " * 5000 + b"}", headers=looker_headers()
+        response = (
+            app("action_execute")
+            .test_client()
+            .post("/", data=b"{" + b" " * 5000 + b"}", headers=looker_headers())
         )
         assert response.status_code == 413
         assert "use the 'url' download setting" in looker(response.get_json())["message"]
 
     def test_bad_key_refuses_execute(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("GCS_ENCRYPTION_KEY", base64.b64encode(b"short").decode())
-        response = app("action_execute").test_client().post(
-            "/", json=payload("execute_dashboard_push.json")["body"], headers=looker_headers()
+        response = (
+            app("action_execute")
+            .test_client()
+            .post(
+                "/", json=payload("execute_dashboard_push.json")["body"], headers=looker_headers()
+            )
         )
         assert response.status_code == 500
         assert "GCS_ENCRYPTION_KEY" in looker(response.get_json())["message"]
