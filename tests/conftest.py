@@ -10,3 +10,5 @@ ROOT = Path(__file__).resolve().parent.parent
 for path in (ROOT, ROOT / "action_execute"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+pytest_plugins = ["tests.emulator_fixtures", "tests.export_support"]

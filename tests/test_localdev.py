@@ -24,7 +24,6 @@ from localdev.emulators import FakeGcs, PubSubEmulator
 from tests.emulator_fixtures import PROJECT, read_object, storage_client
 
 # Registers the fixtures even if tests/conftest.py does not; registering twice is a no-op.
-pytest_plugins = ["tests.emulator_fixtures"]
 
 CHUNK = 256 * 1024
 

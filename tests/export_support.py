@@ -1,0 +1,214 @@
+"""The end-to-end world: one isolated deployment on the emulators, and how tests talk to it.
+
+Registered as a pytest plugin in conftest.py; test modules import the helpers they use.
+PYTEST_DONT_REWRITE
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import random
+import secrets
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import openpyxl
+import pytest
+import python_calamine
+
+from localdev.csek_proxy import CsekProxy, key_sha256_b64
+from localdev.download_server import DownloadServer
+from localdev.emulators import FakeGcs, PubSubEmulator
+from tests.emulator_fixtures import PROJECT, read_object
+from tests.functions import TOKEN, app, looker_headers, payload
+
+import announce
+import storage
+
+# The sample dashboard (samples/payloads/execute_dashboard_push.json), as a user expects to see it.
+SAMPLE = {
+    "Revenue by Region": [
+        ["Orders Region", "Orders Created Date", "Orders Total Revenue", "Orders Count"],
+        ["EMEA", datetime(2026, 11, 20), 125034.5, 1432],
+        ["AMER", datetime(2026, 11, 20), 98311.25, 1104],
+        ["APAC", datetime(2026, 11, 20), 45012.0, 533],
+    ],
+    "Top Customers": [
+        ["Customers ID", "Customers Name", "Customers Zip", "Orders Total Revenue"],
+        ["000123", "Müller, Jürgen", "01234", 5311.1],
+        ["9007199254740993123", '=HYPERLINK("http://x")', 90210, 12.0],
+    ],
+    "Empty Tile": [["Orders Status", "Orders Count"]],
+}
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment's world: its bucket, topic, subscription and key."""
+
+    bucket: str
+    topic: str
+    subscription: str
+    key: bytes
+    proxy: CsekProxy
+    gcs: FakeGcs
+    pubsub: PubSubEmulator
+    downloads: DownloadServer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LOOKER_ACTION_TOKEN": TOKEN,
+            "GCS_ENCRYPTION_KEY": base64.b64encode(self.key).decode(),
+            "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/{self.topic}",
+            "ALLOWED_BUCKETS": f"{self.bucket},other-allowed-bucket",
+            "LOOKER_DOWNLOAD_HOSTS": self.downloads.url.split("//", 1)[1].rstrip("/"),
+            "ALLOW_HTTP_DOWNLOADS": "1",
+            "STORAGE_EMULATOR_HOST": self.proxy.url,
+            "PUBSUB_EMULATOR_HOST": self.pubsub.host_port,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+        }
+
+    def objects(self) -> list[str]:
+        return self.gcs.list_objects(self.bucket)
+
+    def messages(self, timeout: float = 5.0) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        pulled = self.pubsub.pull(PROJECT, self.subscription, max_messages=50, timeout=timeout)
+        return [(json.loads(data), attributes) for data, attributes in pulled]
+
+    def workbook(self, name: str) -> bytes:
+        return read_object(self.proxy, self.bucket, name, self.key)
+
+
+@pytest.fixture
+def world(
+    fake_gcs: FakeGcs,
+    clean_csek_proxy: CsekProxy,
+    pubsub_emulator: PubSubEmulator,
+    download_server: DownloadServer,
+    gcs_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Deployment]:
+    suffix = secrets.token_hex(4)
+    world = Deployment(
+        bucket=gcs_bucket,
+        topic=f"exports-{suffix}",
+        subscription=f"exports-{suffix}-sub",
+        key=os.urandom(32),
+        proxy=clean_csek_proxy,
+        gcs=fake_gcs,
+        pubsub=pubsub_emulator,
+        downloads=download_server,
+    )
+    pubsub_emulator.create_topic(PROJECT, world.topic)
+    pubsub_emulator.create_subscription(PROJECT, world.topic, world.subscription)
+    for name, value in world.env().items():
+        monkeypatch.setenv(name, value)
+    # The function keeps one client per instance; a new "instance" gets clients for this world.
+    storage._client.cache_clear()
+    announce._publisher.cache_clear()
+    yield world
+    storage._client.cache_clear()
+    announce._publisher.cache_clear()
+
+
+def execute(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = app("action_execute").test_client().post("/", json=body, headers=looker_headers())
+    result: dict[str, Any] = response.get_json()
+    return response.status_code, result["looker"]
+
+
+def push_body(world: Deployment, zip_bytes: bytes | None = None) -> dict[str, Any]:
+    body = payload("execute_dashboard_push.json")["body"]
+    body["form_params"]["bucket"] = world.bucket
+    if zip_bytes is not None:
+        body["attachment"]["data"] = base64.b64encode(zip_bytes).decode()
+    return body
+
+
+def url_body(world: Deployment, url: str) -> dict[str, Any]:
+    body = payload("execute_dashboard_url.json")["body"]
+    body["form_params"]["bucket"] = world.bucket
+    body["scheduled_plan"]["download_url"] = url
+    return body
+
+
+def sample_zip() -> bytes:
+    return base64.b64decode(payload("execute_dashboard_push.json")["body"]["attachment"]["data"])
+
+
+def sheets_by_openpyxl(data: bytes) -> dict[str, list[list[Any]]]:
+    workbook = openpyxl.load_workbook(io.BytesIO(data))
+    return {
+        sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)]
+        for sheet in workbook.worksheets
+    }
+
+
+def sheets_by_calamine(data: bytes) -> dict[str, list[list[Any]]]:
+    workbook = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    return {name: workbook.get_sheet_by_name(name).to_python() for name in workbook.sheet_names}
+
+
+def _as_datetime(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    return value
+
+
+def assert_sample(data: bytes) -> None:
+    assert sheets_by_openpyxl(data) == SAMPLE
+    calamine = sheets_by_calamine(data)
+    assert list(calamine) == list(SAMPLE)
+    for name, rows in SAMPLE.items():
+        # calamine pads rows to the sheet width, gives whole numbers as floats and date-only cells
+        # as dates: the same values.
+        assert [[_as_datetime(c) for c in row if c != ""] for row in calamine[name]] == rows
+
+
+def assert_announced(
+    world: Deployment, name: str, message: dict[str, Any], attrs: dict[str, str]
+) -> None:
+    assert attrs == {"bucket": world.bucket, "name": name, "event": "looker_export"}
+    assert message["bucket"] == world.bucket and message["name"] == name
+    assert message["gcs_uri"] == f"gs://{world.bucket}/{name}"
+    assert message["key_sha256"] == key_sha256_b64(world.key)
+    assert message["sheets"] == [
+        {"name": "Revenue by Region", "rows": 3},
+        {"name": "Top Customers", "rows": 2},
+        {"name": "Empty Tile", "rows": 0},
+    ]
+    assert message["size"] == len(world.workbook(name))
+    assert int(message["generation"]) > 0
+    assert message["content_type"] == storage.XLSX
+    assert message["subject_name"] == "weekly-sales"
+    assert message["email"] == "ana@acme.com"
+    assert message["dashboard_title"] == "Weekly Sales"
+    assert message["dashboard_url"] == "https://acme.cloud.looker.com/dashboards/42?Region=EMEA"
+    assert message["scheduled_plan_id"] == "1234"
+    assert message["webhook_id"] == "6f1e0c7a9b2d4e8f"
+    assert datetime.fromisoformat(message["created_at"])
+
+
+def only_object(world: Deployment) -> str:
+    (name,) = world.objects()
+    return name
+
+
+def big_zip(rows: int, then_bad: bool) -> bytes:
+    """A first tile big enough to start the resumable upload, then (maybe) a broken tile."""
+    rng = random.Random(7)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        lines = ["id,text,amount"] + [
+            f"{i},{rng.randbytes(24).hex()},{rng.random() * 1000:.2f}" for i in range(rows)
+        ]
+        archive.writestr("dash/Big.csv", "\n".join(lines))
+        if then_bad:
+            archive.writestr("dash/Broken.csv", "name\nM\xfcller\n".encode("latin-1"))
+    return buffer.getvalue()
