@@ -89,6 +89,34 @@
 # instance starts, so after adding a new secret version, redeploy (or wait for
 # new instances) for the functions to use it.
 #
+# One service instead of three (--single): deploys app.py (one URL for all three:
+# / the action list, /form, /execute) as ONE Cloud Run service, built by Cloud Build
+# from the Dockerfile in the staged bundle (scripts/stage.sh BUILD_DIR single, then
+# `gcloud run deploy --source`), with the same secrets, service account and settings:
+#   1. reads the service's URL if it exists (gcloud run services list)
+#   2. deploys it with ACTION_BASE_URL set to that URL (the listing then advertises
+#      URL/form and URL/execute), WEB_CONCURRENCY (gunicorn workers) = --service-cpu
+#      and GUNICORN_THREADS=4; --concurrency is workers x threads, so Cloud Run never
+#      sends an instance more requests than it has threads
+#   3. on a first deploy only (its URL is not known before it exists): reads the URL
+#      (gcloud run services describe) and sets ACTION_BASE_URL (gcloud run services
+#      update). Until then / answers 500 naming the URL setting; /form and /execute
+#      already work.
+#   --single                 SINGLE=1: deploy the one service instead of three functions
+#   --service=NAME           SERVICE_NAME: the Cloud Run service (default looker-action)
+#   --service-memory=SIZE    SERVICE_MEMORY: Cloud Run memory (default 2Gi; e.g. 1Gi, 4096Mi):
+#                            each of cpu x 4 concurrent exports may hold a 32 MiB body
+#   --service-cpu=N          SERVICE_CPU: vCPUs, 1, 2, 4 or 8 (default 1); one gunicorn
+#                            worker each
+#   --service-timeout=SECONDS SERVICE_TIMEOUT: longest request (default 3600s, the Cloud
+#                            Run maximum)
+# With --single the functions' own options (--prefix, --memory, --execute-memory,
+# --timeout, --execute-timeout) are refused, and the --service* options need --single.
+# Whoever runs deploy.sh --single needs roles/run.sourceDeveloper (deploys from source:
+# Cloud Build, the cloud-run-source-deploy Artifact Registry repository) and
+# roles/iam.serviceAccountUser on the runtime service account; the runtime service
+# account needs exactly the roles listed above.
+#
 # The functions are deployed with --allow-unauthenticated: Looker calls them
 # without Google credentials, so Cloud Functions must let the request through and
 # each function checks Looker's token (Authorization: Token token="...") itself,
@@ -138,12 +166,21 @@ execute_memory=${EXECUTE_MEMORY:-512MB}
 timeout=${FUNCTION_TIMEOUT:-60s}
 execute_timeout=${EXECUTE_TIMEOUT:-540s}
 build_dir=${BUILD_DIR:-}
+service=${SERVICE_NAME:-looker-action}
+service_memory=${SERVICE_MEMORY:-2Gi}
+service_cpu=${SERVICE_CPU:-1}
+service_timeout=${SERVICE_TIMEOUT:-3600s}
+SERVICE_THREADS=4 # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.conf.py defaults
 dry_run=0
 grant_iam=0
+single=0
 if truthy "${DRY_RUN:-0}"; then dry_run=1; fi
 if truthy "${GRANT_IAM:-0}"; then grant_iam=1; fi
+if truthy "${SINGLE:-0}"; then single=1; fi
+given=() # options given as flags (not from the environment)
 
 set_option() { # FLAG VALUE
+  given+=("$1")
   case $1 in
     --project) project=$2 ;;
     --topic) topic=$2 ;;
@@ -160,6 +197,10 @@ set_option() { # FLAG VALUE
     --timeout) timeout=$2 ;;
     --execute-timeout) execute_timeout=$2 ;;
     --build-dir) build_dir=$2 ;;
+    --service) service=$2 ;;
+    --service-memory) service_memory=$2 ;;
+    --service-cpu) service_cpu=$2 ;;
+    --service-timeout) service_timeout=$2 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
 }
@@ -172,14 +213,16 @@ while (($#)); do
       ;;
     --dry-run) dry_run=1 ;;
     --grant-iam) grant_iam=1 ;;
-    --dry-run=* | --grant-iam=*) die "${1%%=*} takes no value" ;;
+    --single) single=1 ;;
+    --dry-run=* | --grant-iam=* | --single=*) die "${1%%=*} takes no value" ;;
     --*=*) set_option "${1%%=*}" "${1#*=}" ;;
     --*)
       if (($# < 2)) || [[ $2 == --* ]]; then
         case $1 in
           --project | --topic | --region | --service-account | --prefix | --token-secret | \
             --key-secret | --allowed-buckets | --download-hosts | --object-name-template | \
-            --memory | --execute-memory | --timeout | --execute-timeout | --build-dir)
+            --memory | --execute-memory | --timeout | --execute-timeout | --build-dir | \
+            --service | --service-memory | --service-cpu | --service-timeout)
             die "$1 needs a value" ;;
           *) die "unknown option: $1 (see --help)" ;;
         esac
@@ -225,6 +268,35 @@ check_memory() { # FLAG VALUE
   for m in "${GEN1_MEMORY[@]}"; do [[ $2 == "$m" ]] && return 0; done
   die "$1 '$2' is not a 1st gen memory size (one of: ${GEN1_MEMORY[*]})"
 }
+was_given() { # FLAG
+  local g
+  for g in "${given[@]}"; do [[ $g == "$1" ]] && return 0; done
+  return 1
+}
+for flag in --prefix --memory --execute-memory --timeout --execute-timeout; do
+  if ((single)) && was_given "$flag"; then
+    die "$flag applies to the three functions, not to --single (see --service-memory, --service-timeout)"
+  fi
+done
+for flag in --service --service-memory --service-cpu --service-timeout; do
+  if ((!single)) && was_given "$flag"; then die "$flag needs --single"; fi
+done
+if ((single)); then
+  [[ $service =~ ^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$ ]] ||
+    die "--service '$service' is not a Cloud Run service name (lower-case letters, digits, '-'; starts with a letter; at most 49 characters)"
+  [[ $service_memory =~ ^[1-9][0-9]*(Mi|Gi)$ ]] ||
+    die "--service-memory '$service_memory' must be a Cloud Run memory size such as 1Gi or 2048Mi"
+  case $service_cpu in
+    1 | 2 | 4 | 8) ;;
+    *) die "--service-cpu '$service_cpu' must be 1, 2, 4 or 8" ;;
+  esac
+  [[ $service_timeout =~ ^([0-9]+)s?$ ]] ||
+    die "--service-timeout '$service_timeout' must be a number of seconds, e.g. 3600s"
+  service_timeout=$((10#${BASH_REMATCH[1]}))
+  ((service_timeout >= 1 && service_timeout <= 3600)) ||
+    die "--service-timeout '${service_timeout}s' must be between 1s and 3600s (the Cloud Run maximum)"
+  service_timeout="${service_timeout}s"
+fi
 check_memory --memory "$memory"
 check_memory --execute-memory "$execute_memory"
 
@@ -404,9 +476,135 @@ show_env() { # FUNCTION SECRETS-ITEMS... -- ENV-ITEMS...
   return 0
 }
 
+# Grants the runtime service account its roles, each on its one resource (--grant-iam).
+grant_runtime_roles() {
+  local member="serviceAccount:$service_account" secret b role
+  for secret in "$token_secret" "$key_secret"; do
+    run gcloud secrets add-iam-policy-binding "$secret" --project="$project" \
+      --member="$member" --role=roles/secretmanager.secretAccessor --condition=None --quiet
+  done
+  for b in "${buckets[@]}"; do
+    for role in roles/storage.objectCreator roles/storage.objectViewer; do
+      run gcloud storage buckets add-iam-policy-binding "gs://$b" \
+        --member="$member" --role="$role" --condition=None --quiet
+    done
+  done
+  run gcloud pubsub topics add-iam-policy-binding "$topic" --project="$project" \
+    --member="$member" --role=roles/pubsub.publisher --quiet
+}
+
+next_step() { # HUB_URL
+  cat <<EOF
+# Next step for the Looker admin:
+#   In Looker, Admin > Platform > Actions > Add Action Hub, enter the hub URL:
+#     $1
+#   As the authorization token, paste the value of the Secret Manager secret
+#   '$token_secret' (project $project). Read it with:
+#     gcloud secrets versions access latest --secret=$token_secret --project=$project
+EOF
+}
+
+# ---------------------------------------------------------------- one service (--single)
+# Deploys the staged one-service bundle. Args: ENV-ITEMS... (with ACTION_BASE_URL or not)
+deploy_service() {
+  run gcloud run deploy "$service" \
+    --source="$build_dir/single" \
+    --region="$region" \
+    --project="$project" \
+    --service-account="$service_account" \
+    --allow-unauthenticated \
+    --set-secrets="$(join_comma "$token_ref" "$key_ref")" \
+    --set-env-vars="$(join_dict "$@")" \
+    --memory="$service_memory" \
+    --cpu="$service_cpu" \
+    --concurrency="$((service_cpu * SERVICE_THREADS))" \
+    --timeout="$service_timeout" \
+    --quiet
+}
+
+# Sets EXISTING to the URL of the service if it exists already ("" if not, or unknown).
+EXISTING=""
+existing_service_url() {
+  local -a cmd=(gcloud run services list --region="$region" --project="$project"
+    '--format=value(metadata.name,status.url)')
+  local listed name url
+  if ((dry_run)); then
+    quote_cmd "${cmd[@]}"
+    echo "# (dry run: taken as a first deploy. For an existing service its URL is read here and"
+    echo "#  set as ACTION_BASE_URL in the deploy, and no update follows.)"
+    return 0
+  fi
+  printf '+ %s\n' "$(quote_cmd "${cmd[@]}")" >&2
+  if ! listed=$("${cmd[@]}"); then
+    warn "could not list the Cloud Run services; deploying $service as a new service"
+    return 0
+  fi
+  while read -r name url _; do
+    if [[ $name == "$service" && $url == https://* ]]; then EXISTING=$url; fi
+  done <<<"$listed"
+  return 0
+}
+
+# Sets URL to the service's URL (a placeholder with --dry-run).
+service_url() {
+  local -a cmd=(gcloud run services describe "$service" --region="$region" --project="$project"
+    '--format=value(status.url)')
+  if ((dry_run)); then
+    quote_cmd "${cmd[@]}"
+    URL="https://$service-PROJECT_NUMBER.$region.run.app"
+    return 0
+  fi
+  printf '+ %s\n' "$(quote_cmd "${cmd[@]}")" >&2
+  URL=$("${cmd[@]}") || die "could not read the URL of $service (gcloud run services describe failed)"
+  URL=${URL%%[[:space:]]*}
+  [[ $URL == https://* ]] || die "gcloud run services describe $service gave no https URL (got '$URL')"
+}
+
+deploy_single() {
+  local -a env=("PUBSUB_TOPIC=$topic")
+  if ((${#buckets[@]})); then env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")"); fi
+  if ((${#hosts[@]})); then env+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
+  if [[ -n $object_name_template ]]; then env+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
+  env+=("WEB_CONCURRENCY=$service_cpu" "GUNICORN_THREADS=$SERVICE_THREADS")
+  local item hub
+  if ((dry_run)); then
+    echo "# deploy.sh --dry-run: nothing is staged or deployed; these are the commands."
+  fi
+  echo "# project $project, region $region, runtime service account $service_account"
+  echo "# $service (Cloud Run service: / the action list, /form, /execute):"
+  echo "#   secret  $token_ref"
+  echo "#   secret  $key_ref"
+  for item in "${env[@]}" "ACTION_BASE_URL=(URL of $service)"; do echo "#   env     $item"; done
+  if ((grant_iam)); then grant_runtime_roles; fi
+  if ((dry_run)); then
+    quote_cmd "$STAGE" "$build_dir" single
+  else
+    "$STAGE" "$build_dir" single >&2
+  fi
+  existing_service_url
+  if [[ -n $EXISTING ]]; then
+    deploy_service "${env[@]}" "ACTION_BASE_URL=$EXISTING"
+    hub=$EXISTING
+  else
+    deploy_service "${env[@]}"
+    service_url
+    hub=$URL
+    run gcloud run services update "$service" --region="$region" --project="$project" \
+      --update-env-vars="$(join_dict "ACTION_BASE_URL=$hub")" --quiet
+  fi
+  if ((dry_run)); then
+    echo "# (dry run: the URL above is a placeholder, not read from gcloud)"
+  fi
+  next_step "$hub"
+}
+
 # ---------------------------------------------------------------- wiring
 token_ref="LOOKER_ACTION_TOKEN=$token_secret:latest"
 key_ref="GCS_ENCRYPTION_KEY=$key_secret:latest"
+if ((single)); then
+  deploy_single
+  exit 0
+fi
 form_env=()
 execute_env=("PUBSUB_TOPIC=$topic")
 if ((${#buckets[@]})); then
@@ -428,21 +626,7 @@ show_env action_list "$token_ref" -- "ACTION_FORM_URL=(URL of $(fn_name action_f
   "ACTION_EXECUTE_URL=(URL of $(fn_name action_execute))"
 
 # ---------------------------------------------------------------- run
-if ((grant_iam)); then
-  member="serviceAccount:$service_account"
-  for secret in "$token_secret" "$key_secret"; do
-    run gcloud secrets add-iam-policy-binding "$secret" --project="$project" \
-      --member="$member" --role=roles/secretmanager.secretAccessor --condition=None --quiet
-  done
-  for b in "${buckets[@]}"; do
-    for role in roles/storage.objectCreator roles/storage.objectViewer; do
-      run gcloud storage buckets add-iam-policy-binding "gs://$b" \
-        --member="$member" --role="$role" --condition=None --quiet
-    done
-  done
-  run gcloud pubsub topics add-iam-policy-binding "$topic" --project="$project" \
-    --member="$member" --role=roles/pubsub.publisher --quiet
-fi
+if ((grant_iam)); then grant_runtime_roles; fi
 
 functions=(action_form action_execute action_list)
 if ((dry_run)); then
@@ -465,11 +649,4 @@ hub_url=$URL
 if ((dry_run)); then
   echo "# (dry run: URLs above are the 1st gen form https://REGION-PROJECT.cloudfunctions.net/NAME, not read from gcloud)"
 fi
-cat <<EOF
-# Next step for the Looker admin:
-#   In Looker, Admin > Platform > Actions > Add Action Hub, enter the hub URL:
-#     $hub_url
-#   As the authorization token, paste the value of the Secret Manager secret
-#   '$token_secret' (project $project). Read it with:
-#     gcloud secrets versions access latest --secret=$token_secret --project=$project
-EOF
+next_step "$hub_url"

@@ -9,6 +9,7 @@ PY=${PYTHON:-.venv/bin/python}
 # Separately: checked together, mypy loses google.cloud.pubsub_v1 in the google.cloud namespace.
 "$PY" -m mypy --config-file pyproject.toml shared
 "$PY" -m mypy --config-file pyproject.toml localdev
+"$PY" -m mypy --config-file pyproject.toml app.py gunicorn.conf.py
 for fn in action_list action_form action_execute; do
   (cd "$fn" && MYPYPATH=.. "../$PY" -m mypy --config-file ../pyproject.toml ./*.py)
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/stage.sh [--root DIR] OUT_DIR [FUNCTION...]
+# Usage: scripts/stage.sh [--root DIR] OUT_DIR [FUNCTION... | single]
 #
 # Builds a self-contained Cloud Functions source folder for each FUNCTION
 # (default: action_list action_form action_execute) at OUT_DIR/FUNCTION/:
@@ -15,6 +15,15 @@
 #   - .gcloudignore  (unless the function brings its own) so that gcloud uploads
 #                    the stage as is and does not write one into it at deploy
 #
+# The target `single` builds OUT_DIR/single/: the one-service shape (app.py serving all three
+# functions), which is also a Docker build context (what `deploy.sh --single` uploads):
+#
+#   - app.py, gunicorn.conf.py, Dockerfile, .dockerignore   from the repository root
+#   - action_list/ action_form/ action_execute/   each function's folder (same filter), side by
+#                    side: app.py loads each main.py under its own module name
+#   - shared/, requirements.txt (the root's: the only one the image installs; a function with
+#                    its own requirements.txt is refused here), .gcloudignore
+#
 # A previous stage of the same function is replaced (built next to it, then
 # swapped in), so running it again gives the same result. Prints what it staged.
 #
@@ -25,6 +34,7 @@
 set -euo pipefail
 
 DEFAULT_FUNCTIONS=(action_list action_form action_execute)
+SINGLE_FILES=(app.py gunicorn.conf.py Dockerfile .dockerignore)
 
 usage() {
   sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -75,7 +85,7 @@ out="$(cd "$out" && pwd -P)"
 # OUT_DIR must not be (or be inside) a source folder: staging into the repo root
 # would replace the function folders themselves.
 [[ $out != "$root" ]] || die "OUT_DIR must not be the repository root ($root): that would replace the function folders"
-for src in "$root/shared" "${functions[@]/#/$root/}"; do
+for src in "$root/shared" "${functions[@]/#/$root/}" "${DEFAULT_FUNCTIONS[@]/#/$root/}"; do
   if [[ $out == "$src" || $out == "$src"/* ]]; then
     die "OUT_DIR ($out) must not be inside a source folder ($src)"
   fi
@@ -104,7 +114,49 @@ cleanup() {
 }
 trap cleanup EXIT
 
+write_gcloudignore() { # DIR: unless it brings its own
+  if [[ ! -f $1/.gcloudignore ]]; then
+    printf '%s\n' \
+      '# Written by scripts/stage.sh: this folder is already filtered, upload all of it.' \
+      '.gcloudignore' \
+      '__pycache__/' \
+      '*.pyc' >"$1/.gcloudignore"
+  fi
+}
+
+# The one-service bundle: app.py beside the three function folders and shared/.
+stage_single() {
+  local f part
+  for f in "${SINGLE_FILES[@]}" requirements.txt; do
+    [[ -f $root/$f ]] || die "single: $f not found at the repository root"
+  done
+  for part in "${DEFAULT_FUNCTIONS[@]}"; do
+    [[ -f $root/$part/main.py ]] || die "single: $part/main.py not found"
+    [[ ! -e $root/$part/requirements.txt ]] ||
+      die "single: $part/requirements.txt exists, but the one service installs only the root requirements.txt; merge it there"
+  done
+  tmp="$(mktemp -d "$out/.stage-single.XXXXXX")"
+  for f in "${SINGLE_FILES[@]}" requirements.txt; do cp -L -- "$root/$f" "$tmp/$f"; done
+  for part in "${DEFAULT_FUNCTIONS[@]}"; do copy_tree "$root/$part" "$tmp/$part"; done
+  copy_tree "$root/shared" "$tmp/shared"
+  write_gcloudignore "$tmp"
+  chmod 755 "$tmp"
+  rm -rf -- "${out:?}/single"
+  mv -- "$tmp" "$out/single"
+  tmp=""
+  echo "staged single -> $out/single"
+  (cd "$out/single" && find . -maxdepth 1 -type f -print | sed 's|^\./|  |' | LC_ALL=C sort)
+  for part in "${DEFAULT_FUNCTIONS[@]}" shared; do
+    echo "  $part/ ($(find "$out/single/$part" -type f | wc -l) files)"
+  done
+  echo "  (requirements.txt from requirements.txt)"
+}
+
 for fn in "${functions[@]}"; do
+  if [[ $fn == single ]]; then
+    stage_single
+    continue
+  fi
   [[ $fn =~ ^[A-Za-z][A-Za-z0-9_-]*$ && $fn != shared ]] || die "bad function name: '$fn' (give a folder name such as action_list)"
   src="$root/$fn"
   [[ -d $src ]] || die "no function folder $src"
@@ -124,13 +176,7 @@ for fn in "${functions[@]}"; do
     die "no requirements.txt for $fn (neither $fn/requirements.txt nor requirements.txt at the repository root)"
   fi
 
-  if [[ ! -f $tmp/.gcloudignore ]]; then
-    printf '%s\n' \
-      '# Written by scripts/stage.sh: this folder is already filtered, upload all of it.' \
-      '.gcloudignore' \
-      '__pycache__/' \
-      '*.pyc' >"$tmp/.gcloudignore"
-  fi
+  write_gcloudignore "$tmp"
 
   chmod 755 "$tmp"
   rm -rf -- "${out:?}/$fn"

@@ -116,7 +116,11 @@ class _Reader:
     def url(self, name: str) -> str:
         raw = self.text(name)
         if raw is None:
-            self.fail(name, "is not set (deploy.sh sets it to the function's trigger URL)")
+            self.fail(
+                name,
+                "is not set (deploy.sh sets it to the function's trigger URL; "
+                "one service sets ACTION_BASE_URL instead)",
+            )
             return ""
         parts = urlsplit(raw)
         if parts.scheme not in {"https", "http"} or not parts.netloc:
@@ -156,12 +160,31 @@ class ListSettings(CommonSettings):
 
     @classmethod
     def read(cls, reader: _Reader) -> ListSettings:
+        token, max_request_bytes = _token(reader), _max_request_bytes(reader)
+        form_url, execute_url = _hub_urls(reader)
         return cls(
-            token=_token(reader),
-            max_request_bytes=_max_request_bytes(reader),
-            form_url=reader.url("ACTION_FORM_URL"),
-            execute_url=reader.url("ACTION_EXECUTE_URL"),
+            token=token,
+            max_request_bytes=max_request_bytes,
+            form_url=form_url,
+            execute_url=execute_url,
         )
+
+
+def _hub_urls(reader: _Reader) -> tuple[str, str]:
+    """One service: ACTION_BASE_URL gives BASE/form and BASE/execute (and wins when set). Three
+    functions: ACTION_FORM_URL and ACTION_EXECUTE_URL, each function's own URL."""
+    base = reader.text("ACTION_BASE_URL")
+    if base is None:
+        return reader.url("ACTION_FORM_URL"), reader.url("ACTION_EXECUTE_URL")
+    parts = urlsplit(base)
+    if parts.scheme not in {"https", "http"} or not parts.netloc or parts.query or parts.fragment:
+        reader.fail(
+            "ACTION_BASE_URL",
+            f"must be the service's http(s) URL, without query or fragment, got {base!r}",
+        )
+        return "", ""
+    base = base.rstrip("/")
+    return f"{base}/form", f"{base}/execute"
 
 
 def _buckets(reader: _Reader) -> tuple[str, ...]:

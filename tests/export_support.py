@@ -1,12 +1,17 @@
 """The end-to-end world: one isolated deployment on the emulators, and how tests talk to it.
 
 Registered as a pytest plugin in conftest.py; test modules import the helpers they use.
+
+Shapes: the action runs as three functions or as one service (app.py: `/`, `/form`, `/execute`).
+`execute(body)` and `serve_staged(...)` follow the `shape` fixture: "functions" unless a test
+module runs under both with `pytestmark = pytest.mark.parametrize("shape", SHAPES, indirect=True)`.
 PYTEST_DONT_REWRITE
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import os
@@ -14,10 +19,12 @@ import random
 import secrets
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import flask
 import openpyxl
 import pytest
 import python_calamine
@@ -25,8 +32,10 @@ import python_calamine
 from localdev.csek_proxy import CsekProxy, key_sha256_b64
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
+from localdev.functions import LocalFunctions, free_port
 from tests.emulator_fixtures import PROJECT, read_object
-from tests.functions import TOKEN, app, looker_headers, payload
+from tests.functions import ROOT, TOKEN, app, looker_headers, payload
+from tests.gunicorn_server import GunicornService
 
 import announce
 import storage
@@ -60,6 +69,7 @@ class Deployment:
     gcs: FakeGcs
     pubsub: PubSubEmulator
     downloads: DownloadServer
+    shape: str = "functions"
 
     def env(self) -> dict[str, str]:
         return {
@@ -85,8 +95,46 @@ class Deployment:
         return read_object(self.proxy, self.bucket, name, self.key)
 
 
+SHAPES = ("functions", "single")
+# Where each function is reached in the one service.
+SINGLE_ROUTES = {"action_list": "/", "action_form": "/form", "action_execute": "/execute"}
+
+
+class _Current:
+    shape = "functions"
+
+
+@pytest.fixture
+def shape(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The deployment shape this test runs under ("functions" unless parametrised)."""
+    chosen: str = getattr(request, "param", "functions")
+    assert chosen in SHAPES, chosen
+    _Current.shape = chosen
+    yield chosen
+    _Current.shape = "functions"
+
+
+def single_app() -> flask.Flask:
+    """A fresh one-service app (app.py loaded anew, so its settings come from the current env),
+    as a new gunicorn worker would load it."""
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    single: flask.Flask = module.app
+    return single
+
+
+def route(function: str) -> tuple[flask.Flask, str]:
+    """A fresh app serving `function` under the current shape, and the path it is served at."""
+    if _Current.shape == "single":
+        return single_app(), SINGLE_ROUTES[function]
+    return app(function), "/"
+
+
 @pytest.fixture
 def world(
+    shape: str,
     fake_gcs: FakeGcs,
     clean_csek_proxy: CsekProxy,
     pubsub_emulator: PubSubEmulator,
@@ -104,6 +152,7 @@ def world(
         gcs=fake_gcs,
         pubsub=pubsub_emulator,
         downloads=download_server,
+        shape=shape,
     )
     pubsub_emulator.create_topic(PROJECT, world.topic)
     pubsub_emulator.create_subscription(PROJECT, world.topic, world.subscription)
@@ -118,9 +167,35 @@ def world(
 
 
 def execute(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = app("action_execute").test_client().post("/", json=body, headers=looker_headers())
+    """POST to action_execute (or the one service's /execute, by shape) with Looker's headers."""
+    served, path = route("action_execute")
+    response = served.test_client().post(path, json=body, headers=looker_headers())
     result: dict[str, Any] = response.get_json()
     return response.status_code, result["looker"]
+
+
+@contextmanager
+def serve_staged(env: dict[str, str], work_dir: Any) -> Iterator[str]:
+    """What deploy.sh uploads, staged and served over real sockets on 127.0.0.1 under the
+    current shape: three functions under functions-framework (ACTION_FORM_URL/EXECUTE_URL set to
+    their ports), or the one service under the Dockerfile's gunicorn command (ACTION_BASE_URL).
+    Yields the hub URL an admin would register."""
+    if _Current.shape == "single":
+        with GunicornService(env, work_dir=work_dir) as service:
+            yield service.url
+        return
+    ports = {name: free_port() for name in ("action_list", "action_form", "action_execute")}
+    urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
+    env = {
+        **env,
+        "ACTION_FORM_URL": urls["action_form"],
+        "ACTION_EXECUTE_URL": urls["action_execute"],
+    }
+    functions = LocalFunctions(env, work_dir=work_dir).start(ports)
+    try:
+        yield urls["action_list"]
+    finally:
+        functions.stop()
 
 
 def push_body(world: Deployment, zip_bytes: bytes | None = None) -> dict[str, Any]:

@@ -61,6 +61,8 @@ FALLBACK_VARS = (
     "FUNCTION_PREFIX", "TOKEN_SECRET", "KEY_SECRET", "ALLOWED_BUCKETS", "LOOKER_DOWNLOAD_HOSTS",
     "OBJECT_NAME_TEMPLATE", "FUNCTION_MEMORY", "EXECUTE_MEMORY", "FUNCTION_TIMEOUT",
     "EXECUTE_TIMEOUT", "BUILD_DIR", "DRY_RUN", "GRANT_IAM",
+    # --single (the one Cloud Run service; tests/test_single_service.py)
+    "SINGLE", "SERVICE_NAME", "SERVICE_MEMORY", "SERVICE_CPU", "SERVICE_TIMEOUT",
 )  # fmt: skip
 
 # Each gcloud command deploy.sh may run, as the words before its positional argument.
@@ -631,8 +633,9 @@ def test_help_explains_every_option() -> None:
         "--key-secret", "--topic", "--allowed-buckets", "--download-hosts",
         "--object-name-template", "--memory", "--execute-memory", "--timeout",
         "--execute-timeout", "--build-dir", "--dry-run", "--grant-iam",
+        "--single", "--service", "--service-memory", "--service-cpu", "--service-timeout",
     }  # fmt: skip
-    assert expected <= parsed | {"--dry-run", "--grant-iam"}
+    assert expected <= parsed | {"--dry-run", "--grant-iam", "--single"}
     for option in sorted(expected | parsed | {"--help"}):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), option
     for role in (

@@ -1,5 +1,8 @@
 """The export end to end: real handler (functions-framework), fake-gcs-server behind the CSEK proxy,
-the official Pub/Sub emulator, and a local server for Looker's one-time download URLs."""
+the official Pub/Sub emulator, and a local server for Looker's one-time download URLs.
+
+Every test runs under both shapes: the three functions, and the one service (app.py at /execute).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,9 @@ from typing import Any
 import pytest
 
 from localdev.csek_proxy import key_sha256_b64
-from localdev.functions import LocalFunctions
 from tests.emulator_fixtures import PROJECT, read_object, storage_client
 from tests.export_support import (
+    SHAPES,
     Deployment,
     assert_announced,
     assert_sample,
@@ -22,12 +25,15 @@ from tests.export_support import (
     only_object,
     push_body,
     sample_zip,
+    serve_staged,
     sheets_by_calamine,
     url_body,
 )
 from tests.functions import TOKEN, looker_headers, payload
 
 import storage
+
+pytestmark = pytest.mark.parametrize("shape", SHAPES, indirect=True)
 
 
 class TestDelivery:
@@ -183,7 +189,8 @@ class TestOutcomes:
 
 
 def test_over_a_real_socket_from_staged_bundles(world: Deployment, tmp_path: Any) -> None:
-    """The staged functions (what deploy.sh uploads) serve list, form and execute over HTTP."""
+    """What deploy.sh uploads, served over HTTP (functions-framework, or the Dockerfile's gunicorn
+    command), followed as Looker does: the hub's listing names the form and execute URLs."""
     import urllib.request
 
     def post(url: str, body: Any) -> tuple[int, Any]:
@@ -193,19 +200,19 @@ def test_over_a_real_socket_from_staged_bundles(world: Deployment, tmp_path: Any
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
 
-    env = {
-        **world.env(),
-        "ACTION_FORM_URL": "http://x.test/form",
-        "ACTION_EXECUTE_URL": "http://x.test/exec",
-    }
-    with LocalFunctions(env, work_dir=tmp_path) as functions:
-        status, listing = post(functions.url("action_list"), {})
-        assert status == 200 and listing["integrations"][0]["url"] == "http://x.test/exec"
-        status, fields = post(functions.url("action_form"), payload("form.json")["body"])
+    with serve_staged(world.env(), tmp_path) as hub_url:
+        status, listing = post(hub_url, {})
+        (integration,) = listing["integrations"]
+        assert status == 200 and integration["url"].startswith("http://127.0.0.1:")
+        if world.shape == "single":  # one URL registered; the others hang off it
+            assert integration["form_url"] == f"{hub_url}/form"
+            assert integration["url"] == f"{hub_url}/execute"
+        status, fields = post(integration["form_url"], payload("form.json")["body"])
+        assert status == 200
         assert [f["name"] for f in fields] == ["bucket", "subject_name", "email"]
         url = world.downloads.add(sample_zip(), "weekly_sales.zip")
-        status, answer = post(functions.url("action_execute"), url_body(world, url))
-        assert status == 200 and answer["looker"]["success"] is True
+        status, answer = post(integration["url"], url_body(world, url))
+        assert status == 200 and answer["looker"]["success"] is True, answer
     name = only_object(world)
     assert_sample(world.workbook(name))
     assert len(world.messages()) == 1

