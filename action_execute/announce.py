@@ -68,8 +68,12 @@ def publish(topic: str, message: Mapping[str, Any], attributes: Mapping[str, str
                 error=type(exc).__name__,
                 transient=transient,
             )
-            if not transient or attempt == ATTEMPTS:
+            if not transient:
                 raise AnnounceError(f"Pub/Sub refused the message ({type(exc).__name__})") from None
+            if attempt == ATTEMPTS:
+                raise AnnounceError(
+                    f"Pub/Sub did not take the message in {ATTEMPTS} attempts ({type(exc).__name__})"
+                ) from None
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")

@@ -7,8 +7,10 @@ the address that was checked, so a DNS answer cannot change between the check an
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +112,11 @@ def vet(url: str, policy: DownloadPolicy) -> Target:
 
 
 def _pool(target: Target, policy: DownloadPolicy) -> urllib3.HTTPConnectionPool:
-    timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
+    # No single wait may outlast the whole download's deadline.
+    timeout = urllib3.Timeout(
+        connect=min(policy.connect_timeout, policy.total_timeout),
+        read=min(policy.read_timeout, policy.total_timeout),
+    )
     if target.scheme == "https":
         # Connect to the vetted address while TLS still checks the certificate for the host name.
         return urllib3.HTTPSConnectionPool(
@@ -134,11 +140,21 @@ def _open(url: str, policy: DownloadPolicy) -> tuple[urllib3.BaseHTTPResponse, T
             response = _pool(target, policy).urlopen(
                 "GET",
                 target.path,
-                headers={"Host": host_header, "Accept": "application/zip"},
+                # The zip as is: a server-side gzip could make us inflate without bound.
+                headers={
+                    "Host": host_header,
+                    "Accept": "application/zip",
+                    "Accept-Encoding": "identity",
+                },
                 redirect=False,
                 preload_content=False,
-                decode_content=True,
+                decode_content=False,
             )
+        except urllib3.exceptions.ReadTimeoutError:
+            raise UpstreamError(
+                f"The download host {target.host} did not answer within "
+                f"{min(policy.read_timeout, policy.total_timeout):.0f} s"
+            ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise UpstreamError(
                 f"Could not reach the download host {target.host} ({type(exc).__name__})"
@@ -152,16 +168,43 @@ def _open(url: str, policy: DownloadPolicy) -> tuple[urllib3.BaseHTTPResponse, T
     raise UpstreamError("The download URL redirected too many times")
 
 
+def _check_answer(
+    response: urllib3.BaseHTTPResponse, target: Target, policy: DownloadPolicy
+) -> int | None:
+    """Refuse an answer that is not the zip, before reading its body; its declared length."""
+    if response.status != 200:
+        hint = (
+            "Looker had a server error; send the dashboard again"
+            if response.status >= 500
+            else "one-time URLs work once and expire after an hour"
+        )
+        raise UpstreamError(f"Looker's download URL answered HTTP {response.status} ({hint})")
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise UpstreamError(
+            f"The download host {target.host} sent the zip {encoding}-encoded, though asked not to"
+        )
+    declared = response.headers.get("Content-Length", "")
+    length = int(declared) if declared.strip().isdigit() else None
+    if length is not None and length > policy.max_bytes:
+        raise ActionError(
+            f"The download is larger than MAX_DOWNLOAD_BYTES ({policy.max_bytes} bytes)",
+            status=413,
+        )
+    return length
+
+
 def stream(url: str, policy: DownloadPolicy) -> Iterator[bytes]:
     """Yield the body in chunks. Never retried: Looker's URL works once."""
     deadline = time.monotonic() + policy.total_timeout
     response, target = _open(url, policy)
+    # A slow sender (a byte every few seconds) never trips the read timeout: at the deadline
+    # the socket is shut, which ends any read in progress.
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (response,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        if response.status != 200:
-            raise UpstreamError(
-                f"Looker's download URL answered HTTP {response.status} "
-                "(one-time URLs work once and expire after an hour)"
-            )
+        length = _check_answer(response, target, policy)
         received = 0
         try:
             for chunk in response.stream(CHUNK):
@@ -172,15 +215,31 @@ def stream(url: str, policy: DownloadPolicy) -> Iterator[bytes]:
                         status=413,
                     )
                 if time.monotonic() > deadline:
-                    raise UpstreamError(
-                        f"The download took longer than {policy.total_timeout:.0f} s and was stopped"
-                    )
+                    raise _overtime(policy)
                 yield chunk
-        except urllib3.exceptions.HTTPError as exc:
+            if time.monotonic() > deadline:  # the watchdog ended the body early
+                raise _overtime(policy)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise _overtime(policy) from None
+            of = f" of {length}" if length is not None else ""
             raise UpstreamError(
-                f"The download from {target.host} broke off after {received} bytes "
+                f"The download from {target.host} broke off after {received}{of} bytes "
                 f"({type(exc).__name__})"
             ) from None
     finally:
+        watchdog.cancel()
         response.release_conn()
         response.close()
+
+
+def _overtime(policy: DownloadPolicy) -> UpstreamError:
+    return UpstreamError(
+        f"The download took longer than {policy.total_timeout:.0f} s and was stopped"
+    )
+
+
+def _shut(response: urllib3.BaseHTTPResponse) -> None:
+    # Already closed or released: nothing left to stop.
+    with contextlib.suppress(OSError, ValueError, RuntimeError):
+        response.shutdown()

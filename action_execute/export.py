@@ -78,9 +78,9 @@ def _store(request: ActionRequest, order: ExportOrder, config: ExecuteSettings) 
         webhook_id=order.webhook_id,
         now=datetime.now(UTC),
     )
+    chunks = source.zip_chunks(request, _policy(config))  # first: a refused source costs nothing
     with logs.stage("name", bucket=order.bucket):
         name = destination.free_name(wanted)
-    chunks = source.zip_chunks(request, _policy(config))
     with logs.stage("workbook", bucket=order.bucket, object=name) as fields:
         try:
             with destination.writer(name, _metadata(order)) as sink:
@@ -122,9 +122,23 @@ def _message(result: Result, order: ExportOrder) -> dict[str, Any]:
     }
 
 
+def _store_under_a_free_name(
+    request: ActionRequest, order: ExportOrder, config: ExecuteSettings
+) -> Result:
+    """Store; if another export took the name mid-upload (nothing was overwritten), store again
+    under the next free name when the zip can be read again (pushed; a download URL works once)."""
+    try:
+        return _store(request, order, config)
+    except storage.NameTaken:
+        if request.attachment is None:
+            raise
+        logs.warning("the object name was taken during the upload; storing under a new name")
+        return _store(request, order, config)
+
+
 def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
     order = order_from(request, config.allowed_buckets)
-    result = _store(request, order, config)
+    result = _store_under_a_free_name(request, order, config)
     stored = result.stored
     summary = f"{stored.gcs_uri} ({len(result.sheets)} sheets, {result.rows} rows)"
     try:
@@ -135,10 +149,9 @@ def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
                 {"bucket": stored.bucket, "name": stored.name, "event": "looker_export"},
             )
     except ActionError as exc:
-        return ActionResponse(
-            False,
-            f"Saved {summary}, but the Pub/Sub announcement failed: {exc.message}",
-            status=502,
-        )
+        message = f"Saved {summary}, but the Pub/Sub announcement failed: {exc.message}"
+        # The admin must be able to find (and announce by hand) the object that was kept.
+        logs.error(message, stage="done", status=502, gcs_uri=stored.gcs_uri, size=stored.size)
+        return ActionResponse(False, message, status=502)
     logs.info(f"exported {summary}", stage="done", gcs_uri=stored.gcs_uri, size=stored.size)
     return ActionResponse(True, summary)

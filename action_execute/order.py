@@ -39,7 +39,7 @@ def _subject(value: str) -> str | None:
     if not value:
         return "Give the export a subject name; it names the folder"
     if len(value) > MAX_SUBJECT:
-        return f"The subject name is {len(value)} characters long; keep it under {MAX_SUBJECT}"
+        return f"The subject name is {len(value)} characters long; keep it to {MAX_SUBJECT} at most"
     if not any(c.isalnum() for c in value):
         return "The subject name needs at least one letter or digit"
     return None

@@ -44,6 +44,15 @@ class StorageError(UpstreamError):
     pass
 
 
+class NameTaken(StorageError):
+    """Another writer created the object between our name check and the upload's end."""
+
+
+# What a 403 means, by what was being done: the role deploy.sh grants for it.
+_READ = ("read objects in", "roles/storage.objectViewer")
+_WRITE = ("create objects in", "roles/storage.objectCreator")
+
+
 @cache
 def _client() -> gcs.Client:
     from google.cloud import storage as gcs  # type: ignore[attr-defined]  # heavy: imported on the first export only
@@ -55,7 +64,7 @@ def key_sha256(key: bytes) -> str:
     return base64.b64encode(hashlib.sha256(key).digest()).decode()
 
 
-def _explain(exc: Exception, bucket: str) -> ActionError:
+def _explain(exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE) -> ActionError:
     from google.api_core import exceptions as api
     from google.resumable_media import InvalidResponse
 
@@ -66,13 +75,14 @@ def _explain(exc: Exception, bucket: str) -> ActionError:
     if isinstance(exc, api.NotFound):
         return StorageError(f"Bucket '{bucket}' does not exist", field="bucket")
     if isinstance(exc, api.Forbidden):
+        action, role = doing
         return StorageError(
-            f"The function's service account may not write to bucket '{bucket}': grant it "
-            "roles/storage.objectCreator and roles/storage.objectViewer on that bucket",
+            f"The function's service account may not {action} bucket '{bucket}': grant it "
+            f"{role} on that bucket",
             field="bucket",
         )
     if isinstance(exc, api.PreconditionFailed):
-        return StorageError(
+        return NameTaken(
             "Another export took the same object name during the upload; nothing was "
             "overwritten. Send the dashboard again."
         )
@@ -106,7 +116,7 @@ class Destination:
                 if not self._blob(name).exists():
                     return name
             except Exception as exc:  # noqa: BLE001 - mapped to a message naming the bucket
-                raise _explain(exc, self.bucket) from None
+                raise _explain(exc, self.bucket, _READ) from None
             name = naming.variant(wanted, n)
         raise StorageError(f"Could not find a free object name near {wanted!r}")
 
@@ -126,6 +136,9 @@ class Destination:
         try:
             stream.close()  # sends the last chunk: the object appears now, whole
         except Exception as exc:  # noqa: BLE001
+            # A writer whose close failed still holds the data, and its finalizer calls close()
+            # again when collected: that would upload a ghost object after we answered failure.
+            _cancel(stream)
             raise _explain(exc, self.bucket) from None
 
     def stored(self, name: str) -> StoredObject:
@@ -133,7 +146,7 @@ class Destination:
         try:
             blob.reload()
         except Exception as exc:  # noqa: BLE001
-            raise _explain(exc, self.bucket) from None
+            raise _explain(exc, self.bucket, _READ) from None
         return StoredObject(
             bucket=self.bucket,
             name=name,

@@ -21,7 +21,8 @@ def check(header: str | None, expected: str) -> AuthResult:
     """Compare the presented token with `expected` in constant time. `expected` must be non-empty."""
     if not expected:
         raise ValueError("no token configured")  # callers refuse with 500 before this
-    match = _HEADER.match(header or "")
+    # Whitespace around a field value is not part of it (RFC 9110 5.5); servers differ in stripping it.
+    match = _HEADER.match((header or "").strip())
     if match is None:
         return AuthResult.MISSING
     presented = match.group("token")

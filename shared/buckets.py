@@ -16,11 +16,11 @@ def bucket_name_problem(name: str) -> str | None:
             return "is not a valid bucket name"
         try:
             ipaddress.ip_address(name)
-            return "a bucket name cannot be an IP address"
+            return "is an IP address, which a bucket name cannot be"
         except ValueError:
             pass
     elif not _SIMPLE.match(name):
         return "is not a valid bucket name (3-63 lowercase letters, digits, '-' or '_')"
     if name.startswith("goog") or "google" in name or "g00gle" in name:
-        return "bucket names cannot start with 'goog' or contain 'google'"
+        return "is not allowed: bucket names cannot start with 'goog' or contain 'google'"
     return None

@@ -26,7 +26,14 @@ Handler = Callable[[bytes, Mapping[str, str], S], tuple[Any, int]]
 
 def failure(message: str, status: int, **headers: str) -> flask.Response:
     body = ActionResponse(False, message).body()
-    return _json(body, status, headers)
+    response = _json(body, status, headers)
+    # functions-framework reads the whole request body after every handler (`read_request`)
+    # unless the answer is streamed. Refusals come before the body is read and must never read
+    # it (an unauthenticated 1 GiB body would land in memory), so they stream.
+    data = response.get_data()
+    response.response = iter([data])
+    response.headers["Content-Length"] = str(len(data))
+    return response
 
 
 def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> flask.Response:

@@ -74,6 +74,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON ({exc.__class__.__name__})") from None
+    except ValueError:  # int() refuses over 4,300 digits (CVE-2020-10735 guard)
+        raise BadRequest("The request body has a number too long to read") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply") from None
     if not isinstance(raw, dict):
         raise BadRequest("The request body must be a JSON object")
     return raw
