@@ -16,6 +16,7 @@ from shared.settings import ExecuteSettings
 
 import announce
 import naming
+import notify
 import source
 import storage
 import tiles
@@ -122,6 +123,21 @@ def _message(result: Result, order: ExportOrder) -> dict[str, Any]:
     }
 
 
+def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
+    """The optional e-mail notice; '' when sent or not wanted, else what Looker's message adds."""
+    if config.smtp is None or not order.email:
+        return ""
+    notice = notify.Notice(
+        to=order.email,
+        gcs_uri=result.stored.gcs_uri,
+        sheets=[(s.name, s.rows) for s in result.sheets],
+        dashboard_title=order.dashboard_title,
+        dashboard_url=order.dashboard_url,
+    )
+    reason = notify.send(notice, config.smtp)
+    return "" if reason is None else f"; the e-mail to {order.email} failed: {reason}"
+
+
 def _store_under_a_free_name(
     request: ActionRequest, order: ExportOrder, config: ExecuteSettings
 ) -> Result:
@@ -154,4 +170,4 @@ def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
         logs.error(message, stage="done", status=502, gcs_uri=stored.gcs_uri, size=stored.size)
         return ActionResponse(False, message, status=502)
     logs.info(f"exported {summary}", stage="done", gcs_uri=stored.gcs_uri, size=stored.size)
-    return ActionResponse(True, summary)
+    return ActionResponse(True, summary + _email(result, order, config))

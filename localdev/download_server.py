@@ -58,7 +58,8 @@ class DownloadServer:
     kept in `.requests` (Authorization and Cookie values redacted, their presence kept).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self._bind_port = port  # 0: any free port; a fixed one lets a function allow-list it
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._requests: list[DownloadRequest] = []
@@ -75,7 +76,7 @@ class DownloadServer:
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = _Server((HOST, 0), _Handler)
+        server = _Server((HOST, self._bind_port), _Handler)
         server.owner = self
         self._server = server
         self.port = server.server_address[1]

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import flask
 
-from shared import logs
+from shared import capture, logs
 from shared.auth import AuthResult, check
 from shared.errors import ActionError
 from shared.looker import ActionResponse
@@ -102,6 +102,14 @@ def serve(
                 f"The request is larger than {loaded.settings.max_request_bytes} bytes; "
                 "use the 'url' download setting for large dashboards",
                 413,
+            )
+        if loaded.capture_dir is not None:  # after the token check: no junk saved
+            capture.save(
+                loaded.capture_dir,
+                function,
+                request.headers.items(),
+                body,
+                loaded.settings.max_request_bytes,
             )
         try:
             headers = {k.lower(): v for k, v in request.headers.items()}

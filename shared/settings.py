@@ -12,13 +12,17 @@ import binascii
 import hashlib
 import os
 import re
+import ssl
 import string
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
-from shared import secrets
+from shared import logs, secrets
 
 Env = Mapping[str, str]
 
@@ -274,6 +278,71 @@ class Limits:
 
 
 @dataclass(frozen=True, repr=False)
+class SmtpSettings:
+    """Where the optional e-mail notice goes out; present only when SMTP_HOST is set."""
+
+    host: str
+    port: int
+    sender: str
+    user: str | None
+    password: str | None
+    starttls: bool
+    ca_file: str | None  # PEM file to trust instead of the system CAs (a private relay, tests)
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SmtpSettings({self.host}:{self.port})"
+
+
+def _smtp_from(reader: _Reader) -> str:
+    sender = reader.text("SMTP_FROM")
+    if sender is None:
+        reader.fail("SMTP_FROM", "is not set (the notice's From address; needed with SMTP_HOST)")
+        return ""
+    address = parseaddr(sender)[1]
+    if "@" not in address or any(c in sender for c in "\r\n"):
+        reader.fail("SMTP_FROM", f"must be an e-mail address, got {sender!r}")
+    return sender
+
+
+def _smtp_ca_file(reader: _Reader) -> str | None:
+    ca_file = reader.text("SMTP_CA_FILE")
+    if ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reader.fail("SMTP_CA_FILE", f"is not a readable PEM certificate file ({exc})")
+    return ca_file
+
+
+def _smtp(reader: _Reader) -> SmtpSettings | None:
+    host = reader.text("SMTP_HOST")
+    if host is None:
+        return None  # the e-mail notice is off
+    # SMTP_PASSWORD has no alias: the name is passed twice.
+    password = reader.secret("SMTP_PASSWORD", "SMTP_PASSWORD", "SMTP_PASSWORD_SECRET")
+    if password:
+        logs.redact(password)
+    user = reader.text("SMTP_USER")
+    starttls = reader.text("SMTP_STARTTLS") is None or reader.flag("SMTP_STARTTLS")
+    secret_failed = any(p.name == "SMTP_PASSWORD_SECRET" for p in reader.problems)
+    if user and password is None and not secret_failed:
+        reader.fail("SMTP_PASSWORD", "is not set (nor SMTP_PASSWORD_SECRET) but SMTP_USER is")
+    if password and not user:
+        reader.fail("SMTP_USER", "is not set but an SMTP password is")
+    if user and not starttls:
+        reader.fail("SMTP_STARTTLS", "is 0 with SMTP_USER set: the password would go in clear")
+    return SmtpSettings(
+        host=host,
+        port=reader.integer("SMTP_PORT", 587, minimum=1, maximum=65535),
+        sender=_smtp_from(reader),
+        user=user,
+        password=password,
+        starttls=starttls,
+        ca_file=_smtp_ca_file(reader),
+    )
+
+
+@dataclass(frozen=True, repr=False)
 class ExecuteSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
     encryption_key: bytes
@@ -284,6 +353,7 @@ class ExecuteSettings(CommonSettings):
     upload_chunk_bytes: int
     xlsx_compression_level: int
     limits: Limits = field(default_factory=Limits)
+    smtp: SmtpSettings | None = None  # None: no e-mail notice
 
     @property
     def key_sha256(self) -> str:
@@ -331,7 +401,30 @@ class ExecuteSettings(CommonSettings):
                 "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9
             ),
             limits=limits,
+            smtp=_smtp(reader),
         )
+
+
+def _capture_dir(reader: _Reader) -> Path | None:
+    """CAPTURE_DIR: where shared/capture.py saves each request; must exist and be writable."""
+    raw = reader.text("CAPTURE_DIR")
+    if raw is None:
+        return None
+    path = Path(raw)
+    if not path.is_absolute():
+        # A function runs in its staged folder: a relative path would land somewhere unexpected.
+        reader.fail("CAPTURE_DIR", f"must be an absolute path, got {raw!r}")
+        return None
+    if not path.is_dir():
+        reader.fail("CAPTURE_DIR", f"{raw!r} is not an existing directory")
+        return None
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reader.fail("CAPTURE_DIR", f"{raw!r} is not writable ({exc.strerror or exc})")
+        return None
+    return path
 
 
 S = TypeVar("S", bound=CommonSettings)
@@ -343,6 +436,7 @@ class Loaded(Generic[S]):
 
     settings: S
     problems: tuple[SettingProblem, ...]
+    capture_dir: Path | None = None  # CAPTURE_DIR: save each request there (shared/capture.py)
 
     @property
     def token_problem(self) -> SettingProblem | None:
@@ -353,4 +447,5 @@ def load(kind: Callable[[_Reader], S], env: Env | None = None) -> Loaded[S]:
     """Read one function's settings; never raises for a bad setting, it records it."""
     reader = _Reader(os.environ if env is None else env)
     settings = kind(reader)
-    return Loaded(settings, tuple(reader.problems))
+    capture_dir = _capture_dir(reader)  # every function's, read beside its own settings
+    return Loaded(settings, tuple(reader.problems), capture_dir)
