@@ -39,6 +39,29 @@
 #                            (unset: action_execute refuses every download)
 #   --object-name-template=T OBJECT_NAME_TEMPLATE: optional
 #                            -> OBJECT_NAME_TEMPLATE on action_execute
+#   --smtp-host=HOST         SMTP_HOST: turns the e-mail notice on (README "E-mail
+#                            notice"): a host name, no scheme or port -> SMTP_HOST
+#   --smtp-port=PORT         SMTP_PORT: 1-65535 (unset: action_execute uses 587)
+#   --smtp-from=ADDRESS      SMTP_FROM: the notice's From, e.g. 'Exports <x@acme.com>';
+#                            required with --smtp-host
+#   --smtp-user=USER         SMTP_USER: login over STARTTLS; needs --smtp-password-secret
+#   --smtp-password-secret=NAME
+#                            SMTP_SECRET: the Secret Manager secret (its name) holding
+#                            the SMTP password, wired as SMTP_PASSWORD=NAME:latest;
+#                            give it and --smtp-user together, or neither
+#                            The --smtp-* options need --smtp-host and go to
+#                            action_execute only (with --single, to the one service).
+#   --execute-env=KEY=VALUE  another action_execute setting from README's
+#                            "Configuration" table, repeatable (no environment
+#                            fallback): MAX_REQUEST_BYTES MAX_DOWNLOAD_BYTES
+#                            MAX_UNCOMPRESSED_BYTES MAX_ZIP_ENTRIES MAX_COMPRESSION_RATIO
+#                            DOWNLOAD_TIMEOUT_SECONDS UPLOAD_CHUNK_BYTES
+#                            XLSX_COMPRESSION_LEVEL SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR.
+#                            A setting deploy.sh passes through its own options or
+#                            secrets is refused, naming the option; so are the
+#                            local-run ones (ALLOW_HTTP_DOWNLOADS, *_EMULATOR_HOST).
+#                            Their values are checked when an instance starts: a bad one
+#                            is logged and named in every 500 (README "Configuration").
 #   --memory=SIZE            FUNCTION_MEMORY: action_list / action_form (default 256MB)
 #   --execute-memory=SIZE    EXECUTE_MEMORY: action_execute (default 512MB)
 #                            1st gen sizes: 128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB
@@ -71,11 +94,14 @@
 #     name-2, name-3... on collision) and reads the stored object's metadata back.
 #     (A custom role with just storage.objects.get would be tighter still.)
 #   - roles/pubsub.publisher on the topic only: publish the "export ready" message
+#   - with --smtp-password-secret: roles/secretmanager.secretAccessor on that secret
+#     only (it fills SMTP_PASSWORD at instance start, like the two above)
 # Nothing else: no project-level roles, no storage.admin, no bucket-level reader
 # role (it never lists or reads bucket metadata); writing logs to stdout needs no role.
 # With --grant-iam the script runs, for ACCOUNT = serviceAccount:SERVICE_ACCOUNT:
 #   gcloud secrets add-iam-policy-binding SECRET --project=P --member=ACCOUNT
-#     --role=roles/secretmanager.secretAccessor --condition=None   (each secret)
+#     --role=roles/secretmanager.secretAccessor --condition=None   (each secret,
+#     the SMTP password's too when given)
 #   gcloud storage buckets add-iam-policy-binding gs://BUCKET --member=ACCOUNT
 #     --role=roles/storage.objectCreator (and objectViewer) --condition=None
 #   gcloud pubsub topics add-iam-policy-binding TOPIC --project=P --member=ACCOUNT
@@ -125,30 +151,17 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh" # usage, die, warn, truthy, quote_cmd, run
 STAGE="$ROOT/scripts/stage.sh"
 RUNTIME=python312
 GEN1_MEMORY=(128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB)
 GEN1_MAX_TIMEOUT=540
-
-usage() {
-  sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
-die() {
-  printf 'deploy.sh: error: %s\n' "$*" >&2
-  exit 2
-}
-
-warn() {
-  printf 'deploy.sh: warning: %s\n' "$*" >&2
-}
-
-truthy() {
-  case ${1,,} in
-    1 | true | yes | on) return 0 ;;
-    *) return 1 ;;
-  esac
-}
+# What --execute-env may set: README's "Configuration" rows for action_execute that no option
+# of deploy.sh sets and that are not for local runs only.
+EXTRA_EXECUTE_SETTINGS=(MAX_REQUEST_BYTES MAX_DOWNLOAD_BYTES MAX_UNCOMPRESSED_BYTES MAX_ZIP_ENTRIES
+  MAX_COMPRESSION_RATIO DOWNLOAD_TIMEOUT_SECONDS UPLOAD_CHUNK_BYTES XLSX_COMPRESSION_LEVEL
+  SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR)
 
 # ---------------------------------------------------------------- options
 project=${GOOGLE_CLOUD_PROJECT:-${PROJECT:-}}
@@ -161,6 +174,14 @@ key_secret=${KEY_SECRET:-gcs-encryption-key}
 allowed_buckets=${ALLOWED_BUCKETS:-}
 download_hosts=${LOOKER_DOWNLOAD_HOSTS:-}
 object_name_template=${OBJECT_NAME_TEMPLATE:-}
+smtp_host=${SMTP_HOST:-}
+smtp_port=${SMTP_PORT:-}
+smtp_from=${SMTP_FROM:-}
+smtp_user=${SMTP_USER:-}
+# Not SMTP_PASSWORD_SECRET: to action_execute that is a secret VERSION, read with its own
+# identity; this is a secret NAME, wired by Cloud Functions like the token and the key.
+smtp_secret=${SMTP_SECRET:-}
+execute_env_args=() # --execute-env KEY=VALUE, in the order given
 memory=${FUNCTION_MEMORY:-256MB}
 execute_memory=${EXECUTE_MEMORY:-512MB}
 timeout=${FUNCTION_TIMEOUT:-60s}
@@ -192,6 +213,12 @@ set_option() { # FLAG VALUE
     --allowed-buckets) allowed_buckets=$2 ;;
     --download-hosts) download_hosts=$2 ;;
     --object-name-template) object_name_template=$2 ;;
+    --smtp-host) smtp_host=$2 ;;
+    --smtp-port) smtp_port=$2 ;;
+    --smtp-from) smtp_from=$2 ;;
+    --smtp-user) smtp_user=$2 ;;
+    --smtp-password-secret) smtp_secret=$2 ;;
+    --execute-env) execute_env_args+=("$2") ;;
     --memory) memory=$2 ;;
     --execute-memory) execute_memory=$2 ;;
     --timeout) timeout=$2 ;;
@@ -221,8 +248,9 @@ while (($#)); do
         case $1 in
           --project | --topic | --region | --service-account | --prefix | --token-secret | \
             --key-secret | --allowed-buckets | --download-hosts | --object-name-template | \
-            --memory | --execute-memory | --timeout | --execute-timeout | --build-dir | \
-            --service | --service-memory | --service-cpu | --service-timeout)
+            --smtp-host | --smtp-port | --smtp-from | --smtp-user | --smtp-password-secret | \
+            --execute-env | --memory | --execute-memory | --timeout | --execute-timeout | \
+            --build-dir | --service | --service-memory | --service-cpu | --service-timeout)
             die "$1 needs a value" ;;
           *) die "unknown option: $1 (see --help)" ;;
         esac
@@ -346,6 +374,105 @@ if ((${#hosts[@]} == 0)); then
     "refuses every download until it lists Looker's host"
 fi
 
+# The e-mail notice, on shared/settings.py's rules (_smtp): what action_execute would refuse at
+# start, refusing every export with it, is refused here before anything runs.
+if [[ -z $smtp_host ]]; then
+  for pair in "--smtp-port (SMTP_PORT):$smtp_port" "--smtp-from (SMTP_FROM):$smtp_from" \
+    "--smtp-user (SMTP_USER):$smtp_user" "--smtp-password-secret (SMTP_SECRET):$smtp_secret"; do
+    [[ -z ${pair#*:} ]] ||
+      die "${pair%%:*} needs --smtp-host (or SMTP_HOST): without it the e-mail notice is off"
+  done
+else
+  [[ $smtp_host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ||
+    $smtp_host =~ ^[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$ ]] ||
+    die "--smtp-host '$smtp_host' is not a host name (give it alone, e.g. smtp.acme.com: no scheme, and the port with --smtp-port)"
+  if [[ -n $smtp_port ]]; then
+    [[ $smtp_port =~ ^[0-9]{1,5}$ ]] || die "--smtp-port '$smtp_port' must be a port number from 1 to 65535"
+    smtp_port=$((10#$smtp_port))
+    ((smtp_port >= 1 && smtp_port <= 65535)) || die "--smtp-port '$smtp_port' must be a port number from 1 to 65535"
+  fi
+  [[ -n $smtp_from ]] ||
+    die "--smtp-from is required with --smtp-host (or set SMTP_FROM): the notice's From address, e.g. 'Looker exports <exports@acme.com>'"
+  # ADDRESS, or NAME <ADDRESS> with NAME free of mail's special characters or in "quotes"
+  # (stricter than the settings' parseaddr, which reads 'A, B <x@y>' as the address 'A').
+  addr_re='[^][()<>:;@\,"[:space:]]+@[^][()<>:;@\,"[:space:]]+'
+  name_re='("[^"\]*"[[:space:]]*|[^][()<>:;@\,"]*)'
+  [[ $smtp_from =~ ^($name_re<$addr_re>|$addr_re)$ && $smtp_from != *[[:cntrl:]]* ]] ||
+    die "--smtp-from '$smtp_from' is not an e-mail address: give exports@acme.com or 'Looker exports <exports@acme.com>' (a name with , ; : @ ( ) in \"double quotes\")"
+  if [[ -n $smtp_user && -z $smtp_secret ]]; then
+    die "--smtp-user needs --smtp-password-secret=NAME (or SMTP_SECRET), the Secret Manager secret holding its password: action_execute refuses a user without a password"
+  fi
+  if [[ -n $smtp_secret && -z $smtp_user ]]; then
+    die "--smtp-password-secret needs --smtp-user (or SMTP_USER): action_execute refuses a password without a user"
+  fi
+  [[ $smtp_user != *[[:space:][:cntrl:]]* ]] || die "--smtp-user '$smtp_user' must not contain spaces or control characters"
+  if [[ -n $smtp_secret ]]; then
+    [[ $smtp_secret =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+      die "--smtp-password-secret '$smtp_secret' is not a Secret Manager secret name (letters, digits, '-', '_'; the name, not projects/.../versions/...)"
+    [[ $smtp_secret != "$token_secret" && $smtp_secret != "$key_secret" ]] ||
+      die "--smtp-password-secret '$smtp_secret' must differ from --token-secret and --key-secret"
+  fi
+fi
+
+# The option deploy.sh sets NAME with, if any (--execute-env refuses those names).
+own_option_of() { # NAME
+  case $1 in
+    PUBSUB_TOPIC) echo --topic ;;
+    ALLOWED_BUCKETS) echo --allowed-buckets ;;
+    LOOKER_DOWNLOAD_HOSTS) echo --download-hosts ;;
+    OBJECT_NAME_TEMPLATE) echo --object-name-template ;;
+    LOOKER_ACTION_TOKEN | LOOKER_ACTION_TOKEN_SECRET | header) echo --token-secret ;;
+    GCS_ENCRYPTION_KEY | GCS_ENCRYPTION_KEY_SECRET | file_encryption_key) echo --key-secret ;;
+    SMTP_HOST) echo --smtp-host ;;
+    SMTP_PORT) echo --smtp-port ;;
+    SMTP_FROM) echo --smtp-from ;;
+    SMTP_USER) echo --smtp-user ;;
+    SMTP_PASSWORD | SMTP_PASSWORD_SECRET) echo --smtp-password-secret ;;
+    WEB_CONCURRENCY | GUNICORN_THREADS) echo "--service-cpu (with --single)" ;;
+  esac
+}
+is_extra_setting() { # NAME
+  local s
+  for s in "${EXTRA_EXECUTE_SETTINGS[@]}"; do [[ $1 == "$s" ]] && return 0; done
+  return 1
+}
+declare -A extra_value=()
+extra_env=()
+for item in "${execute_env_args[@]}"; do
+  [[ $item =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] ||
+    die "--execute-env '${item%%=*}...' must be KEY=VALUE (e.g. --execute-env=MAX_REQUEST_BYTES=8388608)"
+  name=${BASH_REMATCH[1]}
+  value=${BASH_REMATCH[2]}
+  option=$(own_option_of "$name")
+  [[ -z $option ]] || die "--execute-env: $name is set by deploy.sh itself: use $option"
+  case $name in
+    ALLOW_HTTP_DOWNLOADS | STORAGE_EMULATOR_HOST | PUBSUB_EMULATOR_HOST)
+      die "--execute-env: $name is for local runs only, never for a deployed action" ;;
+  esac
+  is_extra_setting "$name" ||
+    die "--execute-env: $name is not an action_execute setting deploy.sh passes on; one of: ${EXTRA_EXECUTE_SETTINGS[*]} (README \"Configuration\")"
+  [[ -z ${extra_value[$name]+set} ]] || die "--execute-env: $name is given twice"
+  [[ -n ${value//[[:space:]]/} ]] || die "--execute-env: $name has no value (leave it out for the default)"
+  [[ $value != *[[:cntrl:]]* ]] || die "--execute-env: the value of $name has a control character"
+  extra_value[$name]=$value
+  extra_env+=("$name=$value")
+done
+for name in SMTP_STARTTLS SMTP_CA_FILE; do
+  if [[ -n ${extra_value[$name]+set} && -z $smtp_host ]]; then
+    die "--execute-env: $name needs --smtp-host (or SMTP_HOST): without it the e-mail notice is off"
+  fi
+done
+if [[ -n ${extra_value[SMTP_STARTTLS]+set} ]]; then
+  case ${extra_value[SMTP_STARTTLS],,} in
+    1 | true | yes | on) ;;
+    0 | false | no | off)
+      [[ -z $smtp_user ]] ||
+        die "--execute-env: SMTP_STARTTLS=${extra_value[SMTP_STARTTLS]} with --smtp-user: the password would go in clear (action_execute refuses it)"
+      ;;
+    *) die "--execute-env: SMTP_STARTTLS must be 1 or 0, got '${extra_value[SMTP_STARTTLS]}'" ;;
+  esac
+fi
+
 if [[ -z $build_dir ]]; then
   build_dir="$ROOT/build"
 elif [[ $build_dir != /* ]]; then
@@ -358,29 +485,6 @@ if ((!dry_run)); then
 fi
 
 # ---------------------------------------------------------------- helpers
-# Prints its arguments as one shell command line that can be pasted back.
-quote_cmd() {
-  local a out=()
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-      out+=("$a")
-    else
-      out+=("'${a//\'/\'\\\'\'}'")
-    fi
-  done
-  printf '%s\n' "${out[*]}"
-}
-
-# Runs a command (printed first, or only printed with --dry-run).
-run() {
-  if ((dry_run)); then
-    quote_cmd "$@"
-  else
-    printf '+ %s\n' "$(quote_cmd "$@")" >&2
-    "$@"
-  fi
-}
-
 # Joins KEY=VALUE items for a gcloud dict flag with gcloud's alternate delimiter
 # syntax (^;^A=x,y;B=z, `gcloud topic escaping`), so commas inside values stay
 # in the value. The delimiter is the first character that occurs in no item.
@@ -440,27 +544,37 @@ deploy() {
     --quiet
 }
 
+# Sets URL to the https URL a describe COMMAND prints for NAME (the first word of its
+# output), or to PLACEHOLDER with --dry-run, where the command is only printed.
+URL=""
+read_url() { # NAME WHAT PLACEHOLDER COMMAND...   (WHAT: "https URL", in the error)
+  local name=$1 what=$2 placeholder=$3
+  shift 3
+  local label="$*"
+  label=${label%% "$name" *} # the command's own words, e.g. gcloud functions describe
+  if ((dry_run)); then
+    quote_cmd "$@"
+    URL=$placeholder
+    return 0
+  fi
+  printf '+ %s\n' "$(quote_cmd "$@")" >&2
+  URL=$("$@") || die "could not read the URL of $name ($label failed)"
+  URL=${URL%%[[:space:]]*}
+  [[ $URL == https://* ]] || die "$label $name gave no $what (got '$URL')"
+}
+
 # Sets URL to the trigger URL of a deployed function (a placeholder with --dry-run).
 # For 1st gen functions `describe` returns the v1 CloudFunction resource, whose
 # HTTP URL is httpsTrigger.url (2nd gen would be serviceConfig.uri / url). The
 # functions/gen2 property is pinned to false (CLOUDSDK_FUNCTIONS_GEN2, exported
 # below) so that describe reads the v1 resource even if the user's gcloud config
 # says gen2 (describe's own --no-gen2 flag is hidden/undocumented).
-URL=""
 trigger_url() {
   local name
   name=$(fn_name "$1")
-  local -a cmd=(gcloud functions describe "$name" --region="$region" --project="$project"
-    '--format=value(httpsTrigger.url)')
-  if ((dry_run)); then
-    quote_cmd "${cmd[@]}"
-    URL="https://$region-$project.cloudfunctions.net/$name"
-    return 0
-  fi
-  printf '+ %s\n' "$(quote_cmd "${cmd[@]}")" >&2
-  URL=$("${cmd[@]}") || die "could not read the URL of $name (gcloud functions describe failed)"
-  URL=${URL%%[[:space:]]*}
-  [[ $URL == https://* ]] || die "gcloud functions describe $name gave no https trigger URL (got '$URL')"
+  read_url "$name" "https trigger URL" "https://$region-$project.cloudfunctions.net/$name" \
+    gcloud functions describe "$name" --region="$region" --project="$project" \
+    '--format=value(httpsTrigger.url)'
 }
 
 show_env() { # FUNCTION SECRETS-ITEMS... -- ENV-ITEMS...
@@ -479,7 +593,7 @@ show_env() { # FUNCTION SECRETS-ITEMS... -- ENV-ITEMS...
 # Grants the runtime service account its roles, each on its one resource (--grant-iam).
 grant_runtime_roles() {
   local member="serviceAccount:$service_account" secret b role
-  for secret in "$token_secret" "$key_secret"; do
+  for secret in "$token_secret" "$key_secret" ${smtp_secret:+"$smtp_secret"}; do
     run gcloud secrets add-iam-policy-binding "$secret" --project="$project" \
       --member="$member" --role=roles/secretmanager.secretAccessor --condition=None --quiet
   done
@@ -513,7 +627,7 @@ deploy_service() {
     --project="$project" \
     --service-account="$service_account" \
     --allow-unauthenticated \
-    --set-secrets="$(join_comma "$token_ref" "$key_ref")" \
+    --set-secrets="$(join_comma "${EXECUTE_SECRETS[@]}")" \
     --set-env-vars="$(join_dict "$@")" \
     --memory="$service_memory" \
     --cpu="$service_cpu" \
@@ -547,33 +661,20 @@ existing_service_url() {
 
 # Sets URL to the service's URL (a placeholder with --dry-run).
 service_url() {
-  local -a cmd=(gcloud run services describe "$service" --region="$region" --project="$project"
-    '--format=value(status.url)')
-  if ((dry_run)); then
-    quote_cmd "${cmd[@]}"
-    URL="https://$service-PROJECT_NUMBER.$region.run.app"
-    return 0
-  fi
-  printf '+ %s\n' "$(quote_cmd "${cmd[@]}")" >&2
-  URL=$("${cmd[@]}") || die "could not read the URL of $service (gcloud run services describe failed)"
-  URL=${URL%%[[:space:]]*}
-  [[ $URL == https://* ]] || die "gcloud run services describe $service gave no https URL (got '$URL')"
+  read_url "$service" "https URL" "https://$service-PROJECT_NUMBER.$region.run.app" \
+    gcloud run services describe "$service" --region="$region" --project="$project" \
+    '--format=value(status.url)'
 }
 
 deploy_single() {
-  local -a env=("PUBSUB_TOPIC=$topic")
-  if ((${#buckets[@]})); then env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")"); fi
-  if ((${#hosts[@]})); then env+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
-  if [[ -n $object_name_template ]]; then env+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
-  env+=("WEB_CONCURRENCY=$service_cpu" "GUNICORN_THREADS=$SERVICE_THREADS")
+  local -a env=("${EXECUTE_ENV[@]}" "WEB_CONCURRENCY=$service_cpu" "GUNICORN_THREADS=$SERVICE_THREADS")
   local item hub
   if ((dry_run)); then
     echo "# deploy.sh --dry-run: nothing is staged or deployed; these are the commands."
   fi
   echo "# project $project, region $region, runtime service account $service_account"
   echo "# $service (Cloud Run service: / the action list, /form, /execute):"
-  echo "#   secret  $token_ref"
-  echo "#   secret  $key_ref"
+  for item in "${EXECUTE_SECRETS[@]}"; do echo "#   secret  $item"; done
   for item in "${env[@]}" "ACTION_BASE_URL=(URL of $service)"; do echo "#   env     $item"; done
   if ((grant_iam)); then grant_runtime_roles; fi
   if ((dry_run)); then
@@ -601,18 +702,29 @@ deploy_single() {
 # ---------------------------------------------------------------- wiring
 token_ref="LOOKER_ACTION_TOKEN=$token_secret:latest"
 key_ref="GCS_ENCRYPTION_KEY=$key_secret:latest"
+allowed_env=() # ALLOWED_BUCKETS: action_form and action_execute alike
+if ((${#buckets[@]})); then allowed_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")"); fi
+
+# Sets EXECUTE_SECRETS and EXECUTE_ENV: what action_execute is given (and, with --single, the
+# one service, which adds only its own gunicorn sizing and URL).
+execute_settings() {
+  EXECUTE_SECRETS=("$token_ref" "$key_ref")
+  if [[ -n $smtp_secret ]]; then EXECUTE_SECRETS+=("SMTP_PASSWORD=$smtp_secret:latest"); fi
+  EXECUTE_ENV=("PUBSUB_TOPIC=$topic" "${allowed_env[@]}")
+  if ((${#hosts[@]})); then EXECUTE_ENV+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
+  if [[ -n $object_name_template ]]; then EXECUTE_ENV+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
+  if [[ -n $smtp_host ]]; then
+    EXECUTE_ENV+=("SMTP_HOST=$smtp_host" "SMTP_FROM=$smtp_from")
+    if [[ -n $smtp_port ]]; then EXECUTE_ENV+=("SMTP_PORT=$smtp_port"); fi
+    if [[ -n $smtp_user ]]; then EXECUTE_ENV+=("SMTP_USER=$smtp_user"); fi
+  fi
+  EXECUTE_ENV+=("${extra_env[@]}")
+}
+execute_settings
 if ((single)); then
   deploy_single
   exit 0
 fi
-form_env=()
-execute_env=("PUBSUB_TOPIC=$topic")
-if ((${#buckets[@]})); then
-  form_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")")
-  execute_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")")
-fi
-if ((${#hosts[@]})); then execute_env+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
-if [[ -n $object_name_template ]]; then execute_env+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
 
 export CLOUDSDK_FUNCTIONS_GEN2=false
 if ((dry_run)); then
@@ -620,8 +732,8 @@ if ((dry_run)); then
   echo "export CLOUDSDK_FUNCTIONS_GEN2=false"
 fi
 echo "# project $project, region $region, runtime service account $service_account"
-show_env action_form "$token_ref" -- "${form_env[@]}"
-show_env action_execute "$token_ref" "$key_ref" -- "${execute_env[@]}"
+show_env action_form "$token_ref" -- "${allowed_env[@]}"
+show_env action_execute "${EXECUTE_SECRETS[@]}" -- "${EXECUTE_ENV[@]}"
 show_env action_list "$token_ref" -- "ACTION_FORM_URL=(URL of $(fn_name action_form))" \
   "ACTION_EXECUTE_URL=(URL of $(fn_name action_execute))"
 
@@ -635,8 +747,8 @@ else
   "$STAGE" "$build_dir" "${functions[@]}" >&2
 fi
 
-deploy action_form "$memory" "$timeout" "$token_ref" -- "${form_env[@]}"
-deploy action_execute "$execute_memory" "$execute_timeout" "$token_ref" "$key_ref" -- "${execute_env[@]}"
+deploy action_form "$memory" "$timeout" "$token_ref" -- "${allowed_env[@]}"
+deploy action_execute "$execute_memory" "$execute_timeout" "${EXECUTE_SECRETS[@]}" -- "${EXECUTE_ENV[@]}"
 trigger_url action_form
 form_url=$URL
 trigger_url action_execute

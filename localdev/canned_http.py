@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from types import TracebackType
 from typing import Self
+
+from localdev.lifecycle import Service
 
 HOST = "127.0.0.1"
 
 
-class CannedHttpServer:
+class CannedHttpServer(Service):
     def __init__(self, response: bytes, *, hold_open: bool = False) -> None:
         self.response = response
         self.hold_open = hold_open
@@ -43,14 +44,6 @@ class CannedHttpServer:
             socket.create_connection((HOST, self.port), timeout=1).close()
         self._thread.join(timeout=5)
         self._listener.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         while not self._stopping.is_set():

@@ -40,9 +40,10 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from localdev.lifecycle import ThreadedServer
 
 __all__ = ["CsekProxy", "ProxyRecord", "key_sha256_b64"]
 
@@ -289,12 +290,14 @@ def _has_conditions(query: dict[str, list[str]]) -> bool:
     return "ifGenerationMatch" in query or "ifGenerationNotMatch" in query
 
 
-class CsekProxy:
+class CsekProxy(ThreadedServer):
     """A threaded proxy on a free 127.0.0.1 port in front of `upstream_url` (fake-gcs-server).
 
     Point google-cloud-storage at `.url` (client_options api_endpoint or STORAGE_EMULATOR_HOST).
     `.records` lists every request seen; `.fail_next()` injects failures.
     """
+
+    thread_name = "csek-proxy"
 
     def __init__(
         self,
@@ -319,47 +322,12 @@ class CsekProxy:
         self._objects: dict[tuple[str, str], str | None] = {}
         self._sessions: dict[str, _Session] = {}
         self._faults: list[_Fault] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    # -- lifecycle
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
+    # -- lifecycle (start, stop, url and `with` from ThreadedServer)
+    def _bind(self) -> _Server:
         server = _Server((HOST, 0), _Handler)
         server.proxy = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, name=f"csek-proxy-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return server
 
     # -- inspection
     @property
@@ -510,23 +478,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Only the request line and status reach the log; headers (and so keys) never do.
         log.debug("%s " + format, self.address_string(), *args)
 
-    def do_GET(self) -> None:
-        self._handle()
+    def _any_method(self) -> None:
+        self._handle()  # every method goes to the one dispatcher, below
 
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any_method
 
     # -- request body
     def _body_chunks(self) -> Iterator[bytes]:
@@ -823,17 +778,13 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _wrong_key()
             conn, resp = self._forward(record, identity=True)
             data = resp.read()
-            if resp.status == 200 and data:
-                try:
-                    doc = json.loads(data)
-                except ValueError:
-                    doc = None
-                if isinstance(doc, dict):
-                    items = doc.get("items") if kind == "list" else [doc]
-                    for item in items or []:
-                        if isinstance(item, dict):
-                            proxy._decorate(item, key_sha if kind == "metadata" else None)
-                    data = json.dumps(doc).encode()
+            doc = _json_object(resp.status, data)
+            if doc is not None:
+                items = doc.get("items") if kind == "list" else [doc]
+                for item in items or []:
+                    if isinstance(item, dict):
+                        proxy._decorate(item, key_sha if kind == "metadata" else None)
+                data = json.dumps(doc).encode()
             record.outcome = "forwarded"
             self._relay_buffered(record, resp, proxy._rewrite(data))
             return conn
@@ -857,17 +808,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Relay a write's answer, remembering the object's key when it committed."""
         proxy = self.proxy
         data = resp.read()
-        if resp.status == 200 and data:
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                doc = None
-            if isinstance(doc, dict):
-                proxy._remember(doc, key_sha)
-                if isinstance(doc.get("name"), str):
-                    record.object_name = doc["name"]  # multipart carries it in the body
-                proxy._decorate(doc, key_sha)
-                data = json.dumps(doc).encode()
+        doc = _json_object(resp.status, data)
+        if doc is not None:
+            proxy._remember(doc, key_sha)
+            if isinstance(doc.get("name"), str):
+                record.object_name = doc["name"]  # multipart carries it in the body
+            proxy._decorate(doc, key_sha)
+            data = json.dumps(doc).encode()
         record.outcome = "forwarded"
         self._relay_buffered(record, resp, proxy._rewrite(data))
 
@@ -947,6 +894,17 @@ class _Handler(BaseHTTPRequestHandler):
         record.outcome = "forwarded"
         self._relay_buffered(record, resp, proxy._rewrite(data))
         return conn
+
+
+def _json_object(status: int, data: bytes) -> dict[str, Any] | None:
+    """The JSON object a 200 answer carries, or None (another status, empty, not JSON, a list)."""
+    if status != 200 or not data:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _no_key_for_write() -> _Rejection:

@@ -27,7 +27,8 @@ from typing import Any
 from localdev.csek_proxy import CsekProxy
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
-from localdev.functions import LocalFunctions, free_port
+from localdev.functions import LocalFunctions
+from localdev.lifecycle import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "samples" / "payloads"

@@ -8,9 +8,10 @@ import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlsplit
+
+from localdev.lifecycle import ThreadedServer
 
 __all__ = ["DownloadRequest", "DownloadServer"]
 
@@ -50,7 +51,7 @@ class _Entry:
     consumed: bool = False
 
 
-class DownloadServer:
+class DownloadServer(ThreadedServer):
     """Serves registered payloads at one-time URLs on a free 127.0.0.1 port.
 
     `add()` returns http://127.0.0.1:PORT/download/<token>/<name>; the first GET streams the
@@ -58,54 +59,23 @@ class DownloadServer:
     kept in `.requests` (Authorization and Cookie values redacted, their presence kept).
     """
 
+    thread_name = "download-server"
+
     def __init__(self, port: int = 0) -> None:
         self._bind_port = port  # 0: any free port; a fixed one lets a function allow-list it
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._requests: list[DownloadRequest] = []
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
+    def _bind(self) -> _Server:
+        self._stopping.clear()  # a restarted server's handlers must not see the last stop
         server = _Server((HOST, self._bind_port), _Handler)
         server.owner = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, name=f"download-server-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
+        return server
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
+    def _on_stop(self) -> None:
         self._stopping.set()  # releases handlers stuck in a hang
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def add(
         self,

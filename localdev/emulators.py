@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -19,8 +18,9 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+
+from localdev.lifecycle import Service, free_port
 
 if TYPE_CHECKING:  # imported lazily at run time: FakeGcs users should not pay for gRPC
     from google.cloud import pubsub_v1
@@ -45,14 +45,6 @@ _LOG_DIR: Path | None = None
 
 class EmulatorError(RuntimeError):
     """A child could not be found, started or did not become ready; the message names its log."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _default_log_dir() -> Path:
@@ -151,7 +143,7 @@ def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
         return int(e.code), e.read()
 
 
-class _ChildProcess:
+class _ChildProcess(Service):
     """A server child on a free port: output to a log file, ready-wait, robust stop."""
 
     name = "child"
@@ -272,17 +264,6 @@ class _ChildProcess:
                 self._on_stop()
             finally:
                 self._terminate()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class FakeGcs(_ChildProcess):

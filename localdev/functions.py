@@ -4,27 +4,17 @@ functions-framework, in its own process and port."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
+
+from localdev.lifecycle import Service, free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("action_list", "action_form", "action_execute")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def stage(out_dir: Path) -> None:
@@ -37,7 +27,7 @@ def stage(out_dir: Path) -> None:
 
 
 @dataclass
-class LocalFunctions:
+class LocalFunctions(Service):
     """The three functions on local ports. `env` is added to this process's environment."""
 
     env: Mapping[str, str]
@@ -86,18 +76,11 @@ class LocalFunctions:
         return self
 
     def _wait(self, function: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                # A GET is answered 405 by a running handler: proof it is up and routing.
-                urllib.request.urlopen(self.url(function), timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{function} did not start; see {self.log_dir / (function + '.log')}")
+        if not wait_until_answering(self.url(function), timeout):
+            self.stop()
+            raise RuntimeError(
+                f"{function} did not start; see {self.log_dir / (function + '.log')}"
+            )
 
     def stop(self) -> None:
         for child in self._children:
@@ -108,11 +91,3 @@ class LocalFunctions:
             except subprocess.TimeoutExpired:
                 child.kill()
         self._children.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

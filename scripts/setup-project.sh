@@ -48,6 +48,14 @@
 #                            runs no gcloud and creates no secret value
 #   -h, --help               show this help
 #
+# The e-mail notice's SMTP password (README "E-mail notice") is not created here, nor
+# bound: it is yours, not random. Add it once, typed in (not in a command line or file):
+#   read -rsp 'SMTP password: ' password && printf %s "$password" |
+#     gcloud secrets create smtp-password --project=PROJECT --data-file=-
+# then deploy with --smtp-host=... --smtp-from=... --smtp-user=... and
+# --smtp-password-secret=smtp-password --grant-iam, which gives the runtime account
+# roles/secretmanager.secretAccessor on that secret only.
+#
 # THE ENCRYPTION KEY: Google keeps no copy of a customer-supplied key. If the key
 # secret (or the version an export used) is deleted or destroyed, every workbook
 # encrypted with it is unreadable for ever. Back it up somewhere safe and offline
@@ -61,6 +69,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$ROOT/scripts/lib.sh" # usage, die, truthy, quote_cmd, run
 DEPLOY="$ROOT/deploy.sh"
 APIS=(
   cloudfunctions.googleapis.com
@@ -72,22 +82,6 @@ APIS=(
   pubsub.googleapis.com
   iam.googleapis.com
 )
-
-usage() {
-  sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
-die() {
-  printf 'setup-project.sh: error: %s\n' "$*" >&2
-  exit 2
-}
-
-truthy() {
-  case ${1,,} in
-    1 | true | yes | on) return 0 ;;
-    *) return 1 ;;
-  esac
-}
 
 # ---------------------------------------------------------------- options
 project=${GOOGLE_CLOUD_PROJECT:-${PROJECT:-}}
@@ -201,30 +195,8 @@ if ((!dry_run)); then
 fi
 
 # ---------------------------------------------------------------- helpers
-quote_cmd() {
-  local a out=()
-  for a in "$@"; do
-    if [[ $a =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-      out+=("$a")
-    else
-      out+=("'${a//\'/\'\\\'\'}'")
-    fi
-  done
-  printf '%s' "${out[*]}"
-}
-
 step() { printf '\n# %s\n' "$*"; }
 say() { printf '# %s\n' "$*"; }
-
-# Runs a command (printed first; with --dry-run only printed).
-run() {
-  if ((dry_run)); then
-    printf '%s\n' "$(quote_cmd "$@")"
-  else
-    printf '+ %s\n' "$(quote_cmd "$@")" >&2
-    "$@"
-  fi
-}
 
 # ensure WHAT -- DESCRIBE... -- CREATE...: creates a resource only if describing it fails.
 ensure() {
@@ -349,7 +321,9 @@ deploy_args=(--project="$project" --topic="$topic" --region="$region"
   --service-account="$sa_email" --token-secret="$token_secret" --key-secret="$key_secret"
   --allowed-buckets="$bucket_list")
 # The IAM bindings deploy.sh would add, read from its dry run (one quoted command per line).
-iam_lines=$(DRY_RUN=1 "$DEPLOY" "${deploy_args[@]}" --dry-run --grant-iam 2>/dev/null |
+# Without the e-mail notice's settings from this shell: its secret is not made here (see -h).
+iam_lines=$(env -u SMTP_HOST -u SMTP_PORT -u SMTP_FROM -u SMTP_USER -u SMTP_SECRET \
+  DRY_RUN=1 "$DEPLOY" "${deploy_args[@]}" --dry-run --grant-iam 2>/dev/null |
   grep -E '^gcloud .* add-iam-policy-binding ') ||
   die "could not read the IAM bindings from $DEPLOY --dry-run --grant-iam"
 words=()

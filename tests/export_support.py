@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import openpyxl
@@ -32,7 +33,8 @@ import python_calamine
 from localdev.csek_proxy import CsekProxy, key_sha256_b64
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
-from localdev.functions import LocalFunctions, free_port
+from localdev.functions import LocalFunctions
+from localdev.lifecycle import free_port
 from tests.emulator_fixtures import PROJECT, read_object
 from tests.functions import ROOT, TOKEN, app, looker_headers, payload
 from tests.gunicorn_server import GunicornService
@@ -71,13 +73,18 @@ class Deployment:
     downloads: DownloadServer
     shape: str = "functions"
 
+    @property
+    def download_host(self) -> str:
+        """The download server's host:port: the one entry of LOOKER_DOWNLOAD_HOSTS in env()."""
+        return urlsplit(self.downloads.url).netloc
+
     def env(self) -> dict[str, str]:
         return {
             "LOOKER_ACTION_TOKEN": TOKEN,
             "GCS_ENCRYPTION_KEY": base64.b64encode(self.key).decode(),
             "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/{self.topic}",
             "ALLOWED_BUCKETS": f"{self.bucket},other-allowed-bucket",
-            "LOOKER_DOWNLOAD_HOSTS": self.downloads.url.split("//", 1)[1].rstrip("/"),
+            "LOOKER_DOWNLOAD_HOSTS": self.download_host,
             "ALLOW_HTTP_DOWNLOADS": "1",
             "STORAGE_EMULATOR_HOST": self.proxy.url,
             "PUBSUB_EMULATOR_HOST": self.pubsub.host_port,

@@ -8,15 +8,11 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from localdev.functions import free_port
+from localdev.lifecycle import Service, free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = ROOT / "scripts" / "stage.sh"
@@ -36,7 +32,7 @@ def stage_single(out_dir: Path) -> Path:
     return out_dir / "single"
 
 
-class GunicornService:
+class GunicornService(Service):
     """The staged one service under gunicorn. `env` is added to this process's environment, with
     PORT, LISTEN_HOST=127.0.0.1 and ACTION_BASE_URL (its own URL) set on top."""
 
@@ -76,19 +72,12 @@ class GunicornService:
         return self
 
     def _wait(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._child is not None and self._child.poll() is not None:
-                break
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=2)  # GET: 405 once routing
-                return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not start; see {self.log_path}:\n{self.log()}")
+        def running() -> bool:
+            return self._child is None or self._child.poll() is None
+
+        if not wait_until_answering(self.url + "/", timeout, attempt_timeout=2, alive=running):
+            self.stop()
+            raise RuntimeError(f"gunicorn did not start; see {self.log_path}:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -105,11 +94,3 @@ class GunicornService:
             child.kill()
             child.wait()
             return None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -22,7 +22,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from localdev import replay
-from localdev.functions import free_port
+from localdev.lifecycle import free_port
 from shared import capture, settings
 from shared.settings import FormSettings
 from tests.export_support import (

@@ -9,39 +9,50 @@ everything else, before it could do anything.
 
 from __future__ import annotations
 
-import atexit
-import functools
+import base64
 import json
-import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-DEPLOY = REPO / "deploy.sh"
-STAGE = REPO / "scripts" / "stage.sh"
-REAL_GCLOUD = Path("/usr/bin/gcloud")
-GCLOUD_LIB = Path("/usr/lib/google-cloud-sdk/lib")
-GCLOUD_PYTHON = Path("/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3")
+from tests.deploy_support import (
+    DEPLOY,
+    FALLBACK_VARS,
+    LIB,
+    PROJECT,
+    REPO,
+    SA,
+    SECRET_KEY_VALUE,
+    SECRET_TOKEN_VALUE,
+    SMTP_ARGS,
+    SMTP_ENV,
+    SMTP_FROM,
+    SMTP_SECRET_REF,
+    STAGE,
+    TOPIC,
+    Run,
+    assert_real_gcloud_parses,
+    base_env,
+    deploy_twice,
+    flags_of,
+    gcloud_dict,
+    iam_grants,
+    make_fake_repo,
+    missing_in_real_help,
+    real_gcloud_dicts,
+    real_help,
+    run_deploy,
+)
+
 FUNCTIONS = ("action_list", "action_form", "action_execute")
-PROJECT = "test-proj-123"
 REGION = "europe-west1"
-SA = f"looker-action@{PROJECT}.iam.gserviceaccount.com"
-TOPIC = f"projects/{PROJECT}/topics/xlsx-exports"
-# Values an operator might have in the shell; they must never be echoed or passed to gcloud.
-SECRET_TOKEN_VALUE = "tok-DO-NOT-PRINT-8c1f0e"
-SECRET_KEY_VALUE = "a2V5LURPLU5PVC1QUklOVC0wMTIzNDU2Nzg5YWJjZGU="
 
 FULL_ARGS = (
     f"--project={PROJECT}",
@@ -55,16 +66,6 @@ FULL_ARGS = (
 )
 MINIMAL_ARGS = (f"--project={PROJECT}", f"--topic={TOPIC}")
 
-# Every environment variable deploy.sh falls back to; removed from the test environment.
-FALLBACK_VARS = (
-    "GOOGLE_CLOUD_PROJECT", "PROJECT", "PUBSUB_TOPIC", "REGION", "SERVICE_ACCOUNT",
-    "FUNCTION_PREFIX", "TOKEN_SECRET", "KEY_SECRET", "ALLOWED_BUCKETS", "LOOKER_DOWNLOAD_HOSTS",
-    "OBJECT_NAME_TEMPLATE", "FUNCTION_MEMORY", "EXECUTE_MEMORY", "FUNCTION_TIMEOUT",
-    "EXECUTE_TIMEOUT", "BUILD_DIR", "DRY_RUN", "GRANT_IAM",
-    # --single (the one Cloud Run service; tests/test_single_service.py)
-    "SINGLE", "SERVICE_NAME", "SERVICE_MEMORY", "SERVICE_CPU", "SERVICE_TIMEOUT",
-)  # fmt: skip
-
 # Each gcloud command deploy.sh may run, as the words before its positional argument.
 COMMAND_PATHS = (
     ("functions", "deploy"),
@@ -74,120 +75,8 @@ COMMAND_PATHS = (
     ("pubsub", "topics", "add-iam-policy-binding"),
 )
 
-FAKE_GCLOUD = r"""#!{python}
-# Stand-in gcloud written by tests/test_deploy.py: records argv, answers `functions describe`.
-import json, os, sys
-args = sys.argv[1:]
-record = {"argv": args, "gen2_property": os.environ.get("CLOUDSDK_FUNCTIONS_GEN2")}
-for arg in args:
-    if arg.startswith("--source="):
-        src = arg.split("=", 1)[1]
-        record["source_files"] = sorted(
-            os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs
-        ) if os.path.isdir(src) else None
-with open(os.environ["FAKE_GCLOUD_LOG"], "a") as fh:
-    fh.write(json.dumps(record) + "\n")
-if args[:2] == ["functions", "describe"]:
-    if "--format=value(httpsTrigger.url)" not in args:
-        sys.exit("fake gcloud: describe without --format=value(httpsTrigger.url)")
-    opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
-    print("https://%s-%s.fake-gcf.test/%s" % (opts["region"], opts["project"], args[2]))
-"""
-
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-    calls: list[dict[str, Any]]
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [c["argv"] for c in self.calls]
-
-
-def write_executable(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-
-def base_env(tmp: Path, path: str, **extra: str) -> dict[str, str]:
-    """A small environment without any of deploy.sh's fallback variables."""
-    env = {"PATH": path, "HOME": str(tmp), "LC_ALL": "C.UTF-8"}
-    env.update(extra)
-    assert not set(env) & set(FALLBACK_VARS) - set(extra)
-    return env
-
-
-def fake_gcloud_dir(tmp: Path) -> Path:
-    bin_dir = tmp / "fakebin"
-    write_executable(bin_dir / "gcloud", FAKE_GCLOUD.replace("{python}", sys.executable))
-    return bin_dir
-
-
-def make_fake_repo(root: Path) -> Path:
-    """A repo with deploy.sh and stage.sh copied in and small function folders (hermetic)."""
-    (root / "scripts").mkdir(parents=True)
-    shutil.copy2(DEPLOY, root / "deploy.sh")
-    shutil.copy2(STAGE, root / "scripts" / "stage.sh")
-    files = {
-        "requirements.txt": "fixture-root-requirement==1.0\n",
-        "shared/__init__.py": '"""fixture shared"""\n',
-        "shared/util.py": "def hello() -> str:\n    return 'hello from shared'\n",
-        "shared/icon.png": "not really a png\n",
-        "shared/__pycache__/util.cpython-312.pyc": "junk",
-        "action_list/main.py": (
-            "from shared import util\n\ndef action_list(request):\n    return util.hello()\n"
-        ),
-        "action_form/main.py": (
-            "import helper\n\ndef action_form(request):\n    return helper.fields()\n"
-        ),
-        "action_form/helper.py": "def fields():\n    return []\n",
-        "action_form/form.json": "{}\n",
-        "action_execute/main.py": (
-            "import shared.util\n\ndef action_execute(request):\n    return shared.util.hello()\n"
-        ),
-        "action_execute/requirements.txt": "fixture-execute-own-requirement==2.0\n",
-        "action_execute/test_main.py": "def test_x():\n    pass\n",
-        "action_execute/main_test.py": "",
-        "action_execute/conftest.py": "",
-        "action_execute/tests/test_more.py": "",
-        "action_execute/.env": f"LOOKER_ACTION_TOKEN={SECRET_TOKEN_VALUE}\n",
-        "action_execute/__pycache__/main.cpython-312.pyc": "junk",
-        "action_execute/stray.pyc": "junk",
-    }
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-def run_deploy(repo: Path, tmp: Path, *args: str, env_extra: dict[str, str] | None = None) -> Run:
-    log = tmp / "gcloud-calls.jsonl"
-    log.unlink(missing_ok=True)
-    path = f"{fake_gcloud_dir(tmp)}{os.pathsep}/usr/bin{os.pathsep}/bin"
-    extra = {
-        "FAKE_GCLOUD_LOG": str(log),
-        # what an operator may have in the shell: must not leak anywhere
-        "LOOKER_ACTION_TOKEN": SECRET_TOKEN_VALUE,
-        "GCS_ENCRYPTION_KEY": SECRET_KEY_VALUE,
-    }
-    extra.update(env_extra or {})
-    proc = subprocess.run(
-        [str(repo / "deploy.sh"), *args],
-        cwd=tmp,
-        env=base_env(tmp, path, **extra),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return Run(proc.returncode, proc.stdout, proc.stderr, calls)
 
 
 def command_path(argv: list[str]) -> tuple[str, ...]:
@@ -197,58 +86,8 @@ def command_path(argv: list[str]) -> tuple[str, ...]:
     raise AssertionError(f"deploy.sh runs a gcloud command this test does not know: {argv}")
 
 
-def flags_of(argv: list[str]) -> dict[str, str | None]:
-    """--name=value / --name -> {"--name": value or None} (deploy.sh always uses the = form)."""
-    out: dict[str, str | None] = {}
-    for arg in argv:
-        if arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            out[name] = value if eq else None
-    return out
-
-
 def positional(argv: list[str]) -> str:
     return argv[len(command_path(argv))]
-
-
-def gcloud_dict(value: str) -> dict[str, str]:
-    """Parses a dict flag value as `gcloud topic escaping` documents (calliope ArgDict)."""
-    delim = ","
-    if value.startswith("^") and "^" in value[1:]:
-        delim, value = value[1:].split("^", 1)
-        assert delim, "empty alternate delimiter"
-    if not value:
-        return {}
-    if not value.endswith(delim):
-        value += delim
-    out = {}
-    for item in value.split(delim)[:-1]:
-        match = re.fullmatch(r"([^=]+)(=?)(.*)", item, re.DOTALL)
-        assert match and match[2] == "=", f"bad dict item {item!r}"
-        out[match[1]] = match[3]
-    return out
-
-
-def real_gcloud_dicts(values: list[str]) -> list[dict[str, str]] | None:
-    """The same values parsed by the installed gcloud's own ArgDict, or None if unavailable."""
-    if not (GCLOUD_PYTHON.exists() and (GCLOUD_LIB / "googlecloudsdk").is_dir()):
-        return None
-    code = (
-        "import json, sys\n"
-        f"sys.path[:0] = [{str(GCLOUD_LIB)!r}, {str(GCLOUD_LIB / 'third_party')!r}]\n"
-        "from googlecloudsdk.calliope import arg_parsers\n"
-        "print(json.dumps([dict(arg_parsers.ArgDict()(v)) for v in json.loads(sys.argv[1])]))\n"
-    )
-    proc = subprocess.run(
-        [str(GCLOUD_PYTHON), "-I", "-c", code, json.dumps(values)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if proc.returncode:
-        return None
-    result: list[dict[str, str]] = json.loads(proc.stdout)
-    return result
 
 
 def deploys(run: Run) -> dict[str, dict[str, str | None]]:
@@ -273,10 +112,7 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Run, Run
     """deploy.sh run for real twice (against the stand-in gcloud) in a fixture repo."""
     tmp = tmp_path_factory.mktemp("deploy")
     repo = make_fake_repo(tmp / "repo")
-    first = run_deploy(repo, tmp, *FULL_ARGS)
-    assert first.rc == 0, first.stderr
-    second = run_deploy(repo, tmp, *FULL_ARGS)
-    assert second.rc == 0, second.stderr
+    first, second = deploy_twice(repo, tmp, *FULL_ARGS)
     return tmp, repo, first, second
 
 
@@ -287,46 +123,6 @@ def minimal(tmp_path_factory: pytest.TempPathFactory) -> Run:
     run = run_deploy(repo, tmp, *MINIMAL_ARGS)
     assert run.rc == 0, run.stderr
     return run
-
-
-@functools.cache
-def real_help(path: tuple[str, ...]) -> str:
-    """`/usr/bin/gcloud <path> --help`, without terminal escapes; cached for the session."""
-    proc = subprocess.run(
-        [str(REAL_GCLOUD), *path, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=gcloud_env(),
-    )
-    assert proc.returncode == 0, proc.stderr
-    return re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
-
-
-@functools.cache
-def gcloud_env() -> dict[str, str]:
-    """For the real gcloud: a fresh, empty config (no account, no project) of its own."""
-    config = tempfile.mkdtemp(prefix="test-deploy-gcloud-config-")
-    atexit.register(shutil.rmtree, config, True)
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": config,
-        "CLOUDSDK_CONFIG": config,
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
-        "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "1",
-        "LC_ALL": "C.UTF-8",
-    }
-
-
-def need_real_gcloud() -> None:
-    if not REAL_GCLOUD.exists():
-        pytest.skip(f"{REAL_GCLOUD} (Google Cloud SDK) is not installed: cannot read its help")
-
-
-def prefetch_help(paths: Iterable[tuple[str, ...]]) -> None:
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(real_help, set(paths)))
 
 
 # ------------------------------------------------------------------------------------ deploy.sh
@@ -469,15 +265,7 @@ def test_final_message_names_hub_url_and_secret_never_a_value(full: Any) -> None
 
 def test_grant_iam_binds_only_the_named_resources(full: Any) -> None:
     _, _, run, _ = full
-    member = f"serviceAccount:{SA}"
-    grants = set()
-    for argv in run.argvs:
-        path = command_path(argv)
-        if path[-1] != "add-iam-policy-binding":
-            continue
-        flags = flags_of(argv)
-        assert flags["--member"] == member
-        grants.add((path[0], positional(argv), flags["--role"]))
+    grants = iam_grants(run.argvs, command_path, member=f"serviceAccount:{SA}")
     assert grants == {
         ("secrets", "looker-action-token", "roles/secretmanager.secretAccessor"),
         ("secrets", "gcs-encryption-key", "roles/secretmanager.secretAccessor"),
@@ -634,6 +422,8 @@ def test_help_explains_every_option() -> None:
         "--object-name-template", "--memory", "--execute-memory", "--timeout",
         "--execute-timeout", "--build-dir", "--dry-run", "--grant-iam",
         "--single", "--service", "--service-memory", "--service-cpu", "--service-timeout",
+        "--smtp-host", "--smtp-port", "--smtp-from", "--smtp-user", "--smtp-password-secret",
+        "--execute-env",
     }  # fmt: skip
     assert expected <= parsed | {"--dry-run", "--grant-iam", "--single"}
     for option in sorted(expected | parsed | {"--help"}):
@@ -650,25 +440,317 @@ def test_help_explains_every_option() -> None:
         assert var in text, f"help does not mention the fallback variable {var}"
 
 
+# ------------------------------------------------------------------------------------ e-mail notice
+
+SMTP_PASSWORD_VALUE = "smtp-pw-DO-NOT-PRINT-41d2"  # in the operator's shell: must never leak
+# The settings --execute-env passes (README "Configuration": action_execute's, set by no option
+# of deploy.sh, and not for local runs only).
+EXECUTE_ENV_NAMES = {
+    "MAX_REQUEST_BYTES", "MAX_DOWNLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ZIP_ENTRIES",
+    "MAX_COMPRESSION_RATIO", "DOWNLOAD_TIMEOUT_SECONDS", "UPLOAD_CHUNK_BYTES",
+    "XLSX_COMPRESSION_LEVEL", "SMTP_STARTTLS", "SMTP_CA_FILE", "CAPTURE_DIR",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smtp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
+    """deploy.sh with the e-mail notice and other execute settings, run twice."""
+    tmp = tmp_path_factory.mktemp("deploy-smtp")
+    repo = make_fake_repo(tmp / "repo")
+    args = (*MINIMAL_ARGS, "--allowed-buckets=bucket-a,bucket-b", *SMTP_ARGS, "--grant-iam")
+    return deploy_twice(repo, tmp, *args, env_extra={"SMTP_PASSWORD": SMTP_PASSWORD_VALUE})
+
+
+def test_smtp_settings_and_secret_reach_action_execute_only(smtp: tuple[Run, Run]) -> None:
+    run, _ = smtp
+    found = deploys(run)
+    raw = {name: found[name].get("--set-env-vars") or "" for name in FUNCTIONS}
+    env = {name: gcloud_dict(value) for name, value in raw.items()}
+    assert env["action_execute"] == {
+        "PUBSUB_TOPIC": TOPIC,
+        "ALLOWED_BUCKETS": "bucket-a,bucket-b",
+        **SMTP_ENV,
+    }
+    assert gcloud_dict(found["action_execute"]["--set-secrets"] or "") == {
+        "LOOKER_ACTION_TOKEN": "looker-action-token:latest",
+        "GCS_ENCRYPTION_KEY": "gcs-encryption-key:latest",
+        "SMTP_PASSWORD": SMTP_SECRET_REF,
+    }
+    for name in ("action_list", "action_form"):
+        assert not set(SMTP_ENV) & set(env[name]), name
+        assert gcloud_dict(found[name]["--set-secrets"] or "") == {
+            "LOOKER_ACTION_TOKEN": "looker-action-token:latest"
+        }, name
+    # SMTP_FROM holds both ';' and ',': another delimiter is chosen, and the installed gcloud's
+    # own parser reads the same value back.
+    assert raw["action_execute"].startswith("^|^")
+    real = real_gcloud_dicts([raw["action_execute"]])
+    if real is not None:
+        assert real == [env["action_execute"]]
+    assert "#   secret  SMTP_PASSWORD=smtp-password:latest" in run.stdout
+
+
+def test_smtp_settings_as_deployed_are_what_action_execute_reads(smtp: tuple[Run, Run]) -> None:
+    """The env deploy.sh passes, with SMTP_PASSWORD filled as Cloud Functions fills it from the
+    secret, loads in shared/settings.py with no problem and the notice on."""
+    from shared import settings
+
+    run, _ = smtp
+    env = gcloud_dict(deploys(run)["action_execute"]["--set-env-vars"] or "")
+    env |= {
+        "LOOKER_ACTION_TOKEN": SECRET_TOKEN_VALUE,
+        "GCS_ENCRYPTION_KEY": base64.b64encode(bytes(32)).decode(),
+        "SMTP_PASSWORD": SMTP_PASSWORD_VALUE,
+    }
+    loaded = settings.load(settings.ExecuteSettings.read, env)
+    assert loaded.problems == ()
+    smtp_settings = loaded.settings.smtp
+    assert smtp_settings is not None
+    assert (smtp_settings.host, smtp_settings.port, smtp_settings.sender) == (
+        "smtp.acme.example",
+        465,
+        SMTP_FROM,
+    )
+    assert (smtp_settings.user, smtp_settings.password, smtp_settings.starttls) == (
+        "exports@acme.example",
+        SMTP_PASSWORD_VALUE,
+        True,
+    )
+    assert loaded.settings.max_request_bytes == 8388608
+    assert loaded.settings.xlsx_compression_level == 1
+
+
+def test_grant_iam_binds_the_smtp_password_secret_too(smtp: tuple[Run, Run]) -> None:
+    run, _ = smtp
+    grants = iam_grants(run.argvs, command_path, member=f"serviceAccount:{SA}")
+    accessor = "roles/secretmanager.secretAccessor"
+    assert {(p, r) for k, p, r in grants if k == "secrets"} == {
+        ("looker-action-token", accessor),
+        ("gcs-encryption-key", accessor),
+        ("smtp-password", accessor),
+    }
+    assert {k for k, _, _ in grants} == {"secrets", "storage", "pubsub"}
+
+
+def test_smtp_deploy_twice_runs_the_same_commands_and_leaks_no_password(
+    smtp: tuple[Run, Run],
+) -> None:
+    first, second = smtp
+    assert first.argvs == second.argvs and first.stdout == second.stdout
+    for run in smtp:
+        assert SMTP_PASSWORD_VALUE not in run.stdout + run.stderr + json.dumps(run.calls)
+
+
+def settings_env(args: Iterable[str]) -> dict[str, str]:
+    """The environment action_execute would get from these deploy.sh options (the password
+    secret filled in), to ask shared/settings.py what it makes of it."""
+    names = {
+        "--smtp-host": "SMTP_HOST", "--smtp-port": "SMTP_PORT", "--smtp-from": "SMTP_FROM",
+        "--smtp-user": "SMTP_USER", "--smtp-password-secret": "SMTP_PASSWORD",
+    }  # fmt: skip
+    env = {
+        "LOOKER_ACTION_TOKEN": SECRET_TOKEN_VALUE,
+        "GCS_ENCRYPTION_KEY": base64.b64encode(bytes(32)).decode(),
+        "PUBSUB_TOPIC": TOPIC,
+    }
+    for arg in args:
+        flag, _, value = arg.partition("=")
+        if flag == "--execute-env":
+            key, _, value = value.partition("=")
+            env[key] = value
+        elif flag == "--smtp-password-secret":
+            env["SMTP_PASSWORD"] = SMTP_PASSWORD_VALUE
+        else:
+            env[names[flag]] = value
+    return env
+
+
+SMTP_BASE = ("--smtp-host=smtp.acme.example", "--smtp-from=exports@acme.example")
+SMTP_LOGIN = ("--smtp-user=exports@acme.example", "--smtp-password-secret=smtp-password")
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "setting"),
+    [
+        ((SMTP_BASE[0],), "--smtp-from", "SMTP_FROM"),
+        ((*SMTP_BASE, SMTP_LOGIN[0]), "--smtp-password-secret", "SMTP_PASSWORD"),
+        ((*SMTP_BASE, SMTP_LOGIN[1]), "--smtp-user", "SMTP_USER"),
+        ((*SMTP_BASE, *SMTP_LOGIN, "--execute-env=SMTP_STARTTLS=0"), "SMTP_STARTTLS", "SMTP_STARTTLS"),
+        ((*SMTP_BASE, "--execute-env=SMTP_STARTTLS=maybe"), "SMTP_STARTTLS", "SMTP_STARTTLS"),
+        ((*SMTP_BASE, "--smtp-port=0"), "--smtp-port", "SMTP_PORT"),
+        ((*SMTP_BASE, "--smtp-port=65536"), "--smtp-port", "SMTP_PORT"),
+        ((SMTP_BASE[0], "--smtp-from=exports"), "--smtp-from", "SMTP_FROM"),
+        ((SMTP_BASE[0], "--smtp-from=Acme, Inc <exports@acme.example>"), "--smtp-from", "SMTP_FROM"),
+        # Ignored by action_execute without a host: refused rather than silently dropped.
+        ((SMTP_BASE[1],), "--smtp-host", None),
+        (SMTP_LOGIN, "--smtp-host", None),
+        (("--execute-env=SMTP_CA_FILE=/etc/ssl/certs/ca-certificates.crt",), "--smtp-host", None),
+        (("--smtp-host=smtp.acme.example:587", SMTP_BASE[1]), "--smtp-host", None),
+        (("--smtp-host=smtps://smtp.acme.example", SMTP_BASE[1]), "--smtp-host", None),
+        ((*SMTP_BASE, SMTP_LOGIN[0], "--smtp-password-secret=projects/p/secrets/s/versions/1"),
+         "--smtp-password-secret", None),
+        ((*SMTP_BASE, SMTP_LOGIN[0], "--smtp-password-secret=looker-action-token"),
+         "--smtp-password-secret", None),
+        ((*SMTP_BASE, "--smtp-user=exports @acme.example", SMTP_LOGIN[1]), "--smtp-user", None),
+    ],
+)  # fmt: skip
+def test_bad_smtp_combinations_are_refused_as_action_execute_would(
+    args: tuple[str, ...], named: str, setting: str | None, tmp_path: Path
+) -> None:
+    """Refused before anything runs, naming the option; where shared/settings.py has the same
+    rule, the same environment given to it is named there too (the two agree)."""
+    from shared import settings
+
+    repo = make_fake_repo(tmp_path / "repo")
+    run = run_deploy(repo, tmp_path, *MINIMAL_ARGS, *args)
+    assert run.rc == 2, run.stderr
+    assert named in run.stderr.removeprefix("deploy.sh: error: ")
+    assert run.calls == [] and not (repo / "build").exists()
+    if setting is not None:
+        loaded = settings.load(settings.ExecuteSettings.read, settings_env(args))
+        assert setting in [p.name for p in loaded.problems]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "exports@acme.example",
+        "<exports@acme.example>",
+        "Looker exports <exports@acme.example>",
+        '"Acme, Inc.: exports" <exports@acme.example>',
+        "Ana María <ana@acme.example>",
+    ],
+)
+def test_smtp_from_forms_deploy_accepts_load_in_the_settings(sender: str, tmp_path: Path) -> None:
+    from shared import settings
+
+    repo = make_fake_repo(tmp_path / "repo")
+    args = (SMTP_BASE[0], f"--smtp-from={sender}")
+    run = run_deploy(repo, tmp_path, *MINIMAL_ARGS, *args, "--dry-run")
+    assert run.rc == 0, run.stderr
+    loaded = settings.load(settings.ExecuteSettings.read, settings_env(args))
+    assert loaded.problems == ()
+    assert loaded.settings.smtp is not None and loaded.settings.smtp.sender == sender
+
+
+def test_smtp_options_fall_back_to_the_environment(tmp_path: Path) -> None:
+    repo = make_fake_repo(tmp_path / "repo")
+    env = {
+        "SMTP_HOST": "env-smtp.acme.example",
+        "SMTP_PORT": "2525",
+        "SMTP_FROM": "env@acme.example",
+        "SMTP_USER": "env-user",
+        "SMTP_SECRET": "env-smtp-secret",
+        "DRY_RUN": "1",
+    }
+    run = run_deploy(repo, tmp_path, *MINIMAL_ARGS, "--smtp-port=587", env_extra=env)
+    assert run.rc == 0, run.stderr
+    execute = next(
+        flags_of(a)
+        for a in gcloud_lines(run.stdout)
+        if a[:3] == ["functions", "deploy", "action_execute"]
+    )
+    assert gcloud_dict(execute["--set-env-vars"] or "") == {
+        "PUBSUB_TOPIC": TOPIC,
+        "SMTP_HOST": "env-smtp.acme.example",
+        "SMTP_PORT": "587",  # the flag wins
+        "SMTP_FROM": "env@acme.example",
+        "SMTP_USER": "env-user",
+    }
+    assert gcloud_dict(execute["--set-secrets"] or "")["SMTP_PASSWORD"] == "env-smtp-secret:latest"
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ("PUBSUB_TOPIC=projects/p/topics/t", "--topic"),
+        ("ALLOWED_BUCKETS=b", "--allowed-buckets"),
+        ("LOOKER_DOWNLOAD_HOSTS=h", "--download-hosts"),
+        ("OBJECT_NAME_TEMPLATE=x.xlsx", "--object-name-template"),
+        (f"LOOKER_ACTION_TOKEN={SECRET_TOKEN_VALUE}", "--token-secret"),
+        (f"header={SECRET_TOKEN_VALUE}", "--token-secret"),
+        ("LOOKER_ACTION_TOKEN_SECRET=projects/p/secrets/s/versions/1", "--token-secret"),
+        (f"GCS_ENCRYPTION_KEY={SECRET_KEY_VALUE}", "--key-secret"),
+        ("GCS_ENCRYPTION_KEY_SECRET=projects/p/secrets/k/versions/1", "--key-secret"),
+        ("SMTP_HOST=smtp.acme.example", "--smtp-host"),
+        ("SMTP_PORT=25", "--smtp-port"),
+        ("SMTP_FROM=a@acme.example", "--smtp-from"),
+        ("SMTP_USER=u", "--smtp-user"),
+        (f"SMTP_PASSWORD={SMTP_PASSWORD_VALUE}", "--smtp-password-secret"),
+        ("SMTP_PASSWORD_SECRET=projects/p/secrets/s/versions/1", "--smtp-password-secret"),
+        ("WEB_CONCURRENCY=2", "--service-cpu"),
+        ("ALLOW_HTTP_DOWNLOADS=1", "local runs only"),
+        ("STORAGE_EMULATOR_HOST=http://127.0.0.1:4443", "local runs only"),
+        ("MAX_REQUEST_BYTE=1024", "MAX_REQUEST_BYTES"),  # a typo: the known names are listed
+        ("XLSX_COMPRESSION_LEVEL", "KEY=VALUE"),
+        ("XLSX_COMPRESSION_LEVEL=", "no value"),
+    ],
+)
+def test_execute_env_refuses_what_an_option_sets_or_nothing_reads(
+    item: str, named: str, tmp_path: Path
+) -> None:
+    repo = make_fake_repo(tmp_path / "repo")
+    run = run_deploy(repo, tmp_path, *MINIMAL_ARGS, *SMTP_BASE, f"--execute-env={item}")
+    assert run.rc == 2, run.stderr
+    assert "--execute-env" in run.stderr and named in run.stderr
+    assert run.calls == []
+    for value in (SECRET_TOKEN_VALUE, SECRET_KEY_VALUE, SMTP_PASSWORD_VALUE):
+        assert value not in run.stderr
+
+
+def test_execute_env_given_twice_is_refused(tmp_path: Path) -> None:
+    repo = make_fake_repo(tmp_path / "repo")
+    args = ("--execute-env=MAX_ZIP_ENTRIES=10", "--execute-env=MAX_ZIP_ENTRIES=20")
+    run = run_deploy(repo, tmp_path, *MINIMAL_ARGS, *args)
+    assert run.rc == 2 and "MAX_ZIP_ENTRIES is given twice" in run.stderr
+
+
+def readme_execute_settings() -> set[str]:
+    """Every variable README's configuration table gives to action_execute (or to all)."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in table.splitlines():
+        cells = line.split("|")
+        if line.startswith("| `") and re.search(r"\b(execute|all)\b", cells[2]):
+            names |= set(re.findall(r"`([A-Za-z_]+)`", cells[1]))
+    return names
+
+
+def test_every_readme_execute_setting_is_passed_or_refused_with_a_pointer(tmp_path: Path) -> None:
+    """Each of action_execute's settings in the README either goes through --execute-env (to
+    action_execute alone) or is refused naming the option that sets it, or as local-only."""
+    repo = make_fake_repo(tmp_path / "repo")
+    names = readme_execute_settings()
+    assert {"MAX_REQUEST_BYTES", "SMTP_HOST", "GCS_ENCRYPTION_KEY", "CAPTURE_DIR"} <= names
+    options = set(re.findall(r"--[a-z-]+", DEPLOY.read_text()))
+    passed = set()
+    for name in sorted(names):
+        run = run_deploy(
+            repo, tmp_path, *MINIMAL_ARGS, *SMTP_BASE, f"--execute-env={name}=1", "--dry-run"
+        )
+        if run.rc == 0:
+            found = {a[2]: flags_of(a) for a in gcloud_lines(run.stdout) if a[1] == "deploy"}
+            assert gcloud_dict(found["action_execute"]["--set-env-vars"] or "")[name] == "1"
+            for other in ("action_list", "action_form"):
+                assert name not in gcloud_dict(found[other].get("--set-env-vars") or "")
+            passed.add(name)
+        else:
+            pointer = re.search(r"use (--[a-z-]+)|local runs only", run.stderr)
+            assert pointer, f"{name}: {run.stderr}"
+            assert pointer[1] is None or pointer[1] in options
+    assert passed == EXECUTE_ENV_NAMES
+    help_text = subprocess.run([str(DEPLOY), "-h"], capture_output=True, text=True).stdout
+    for name in EXECUTE_ENV_NAMES:
+        assert name in help_text, f"-h does not list {name} under --execute-env"
+
+
 # ------------------------------------------------------------------------------------ real gcloud
 
 
 def test_every_flag_exists_in_the_real_gcloud_help(full: Any, minimal: Run) -> None:
-    need_real_gcloud()
     _, _, run, _ = full
-    argvs = run.argvs + minimal.argvs
-    prefetch_help(command_path(a) for a in argvs)
-    missing = []
-    for argv in argvs:
-        path = command_path(argv)
-        text = real_help(path)
-        for flag in flags_of(argv):
-            base = flag[2:]
-            forms = [flag, f"--[no-]{base}"]
-            if base.startswith("no-"):  # gcloud documents booleans as --[no-]X or --X
-                forms += [f"--[no-]{base[3:]}", f"--{base[3:]}"]
-            if not any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text) for f in forms):
-                missing.append(f"gcloud {' '.join(path)} {flag}")
+    missing = missing_in_real_help(run.argvs + minimal.argvs, command_path)
     assert not missing, f"not in the installed gcloud's help: {missing}"
     deploy_help = real_help(("functions", "deploy"))
     assert "--no-gen2" in deploy_help  # documented as the way to get 1st gen
@@ -676,35 +758,28 @@ def test_every_flag_exists_in_the_real_gcloud_help(full: Any, minimal: Run) -> N
 
 
 def test_real_gcloud_parses_the_exact_arguments(full: Any, minimal: Run) -> None:
-    """Each distinct command, plus one unknown flag: gcloud parses and type-checks everything
-    (dict syntax, durations...) and must then complain about the unknown flag ONLY. It stops
-    there, so nothing is ever sent anywhere."""
-    need_real_gcloud()
+    """Each distinct command shape (the longest of each), through the real gcloud's parser."""
     _, _, run, _ = full
     by_shape: dict[tuple[Any, ...], list[str]] = {}
     for argv in run.argvs + minimal.argvs:
         shape = (command_path(argv), frozenset(flags_of(argv)))
         if len(" ".join(argv)) > len(" ".join(by_shape.get(shape, []))):
             by_shape[shape] = argv
-    sentinel = "--zz-deploy-sh-parse-check"
+    assert_real_gcloud_parses(by_shape.values(), "--zz-deploy-sh-parse-check")
 
-    def parse(argv: list[str]) -> tuple[list[str], int, str]:
-        proc = subprocess.run(
-            [str(REAL_GCLOUD), *argv, sentinel],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=gcloud_env(),
-        )
-        return argv, proc.returncode, proc.stderr
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(parse, by_shape.values()))
-    for argv, rc, stderr in results:
-        assert rc != 0, f"gcloud accepted an unknown flag?! {argv}"
-        match = re.search(r"unrecognized arguments: (.*)", stderr)
-        assert match, f"gcloud refused {shlex.join(argv)}:\n{stderr}"
-        assert match[1].split() == [sentinel], stderr
+def test_real_gcloud_parses_the_smtp_deploy(smtp: tuple[Run, Run]) -> None:
+    """action_execute's deploy with the e-mail notice (a From with ',' and ';', three secrets)
+    and the SMTP secret's binding, exactly as run."""
+    run, _ = smtp
+    argvs = [
+        a
+        for a in run.argvs
+        if a[:3] == ["functions", "deploy", "action_execute"]
+        or (command_path(a)[0] == "secrets" and positional(a) == "smtp-password")
+    ]
+    assert len(argvs) == 2
+    assert_real_gcloud_parses(argvs, "--zz-deploy-sh-smtp-parse-check")
 
 
 # ------------------------------------------------------------------------------------ stage.sh
@@ -874,7 +949,8 @@ def test_shellcheck_clean() -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not on PATH (apt-get install -y shellcheck)")
     proc = subprocess.run(
-        [shellcheck, "--severity=style", str(DEPLOY), str(STAGE)],
+        # -x: follow deploy.sh's `source` of scripts/lib.sh, itself checked too
+        [shellcheck, "-x", "--severity=style", str(DEPLOY), str(STAGE), str(LIB)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from localdev.functions import free_port
+from localdev.lifecycle import free_port
 from shared import logs, settings
 from shared.settings import ExecuteSettings
 from tests.export_support import Deployment, execute, only_object, push_body

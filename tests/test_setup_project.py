@@ -4,7 +4,7 @@ Nothing here reaches Google. The script runs for real against a stand-in `gcloud
 that keeps the project's state in a JSON file (what exists, each secret's versions, the IAM
 bindings): `describe` fails for what does not exist and `create` fails for what does, as gcloud
 does, so a script that is not idempotent fails its second run. The flags it passes are checked
-against the REAL gcloud's help and parser, with test_deploy.py's helpers.
+against the REAL gcloud's help and parser (helpers in tests/deploy_support.py).
 """
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_deploy import (
+from tests import deploy_support
+from tests.deploy_support import (
     GCLOUD_LIB,
     GCLOUD_PYTHON,
-    base_env,
     flags_of,
     gcloud_env,
     need_real_gcloud,
+    run_with_standin,
     write_executable,
 )
 
@@ -131,18 +130,7 @@ save()
 """
 
 
-@dataclass
-class Run:
-    rc: int
-    stdout: str
-    stderr: str
-    calls: list[dict[str, Any]]
-    state: dict[str, Any]
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [c["argv"] for c in self.calls]
-
+class Run(deploy_support.Run):
     def paths(self) -> list[tuple[str, ...]]:
         return [command_path(a) for a in self.argvs]
 
@@ -154,36 +142,15 @@ def command_path(argv: list[str]) -> tuple[str, ...]:
     raise AssertionError(f"setup-project.sh runs a gcloud command this test does not know: {argv}")
 
 
-def fake_bin(tmp: Path) -> Path:
-    bin_dir = tmp / "fakebin"
-    write_executable(bin_dir / "gcloud", FAKE_GCLOUD.replace("{python}", sys.executable))
-    return bin_dir
-
-
 def run_setup(tmp: Path, *args: str, script: list[str] | None = None, **env_extra: str) -> Run:
     """Runs setup-project.sh (or `script`) against the stand-in gcloud; state persists in tmp."""
-    log = tmp / "gcloud-calls.jsonl"
-    log.unlink(missing_ok=True)
     state = tmp / "gcloud-state.json"
-    env = base_env(
-        tmp,
-        f"{fake_bin(tmp)}{os.pathsep}/usr/bin{os.pathsep}/bin",
-        FAKE_GCLOUD_LOG=str(log),
-        FAKE_GCLOUD_STATE=str(state),
-        SETUP_RETRY_SECONDS="0",
-        **env_extra,
+    env = {"FAKE_GCLOUD_STATE": str(state), "SETUP_RETRY_SECONDS": "0", **env_extra}
+    run = run_with_standin(
+        script or [str(SETUP), *args], tmp, FAKE_GCLOUD, env, cwd=REPO, timeout=120
     )
-    proc = subprocess.run(
-        script or [str(SETUP), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     current = json.loads(state.read_text()) if state.exists() else {}
-    return Run(proc.returncode, proc.stdout, proc.stderr, calls, current)
+    return Run(run.rc, run.stdout, run.stderr, run.calls, current)
 
 
 def secret_values(state: dict[str, Any]) -> list[str]:
@@ -282,18 +249,25 @@ def test_second_run_creates_nothing_and_keeps_the_secrets(twice: tuple[Run, Run]
 # ------------------------------------------------------------------------------------ IAM
 
 
-def deploy_grant_iam_lines(*args: str) -> list[list[str]]:
+def deploy_dry_run(argv: list[str], home: str = "/tmp", **env: str) -> str:
+    """deploy.sh's --dry-run output for `argv` (the script, then its options), in a clean
+    environment but for `env`; it must succeed."""
     proc = subprocess.run(
-        [str(DEPLOY), *args, "--dry-run", "--grant-iam"],
+        [*argv, "--dry-run"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LC_ALL": "C.UTF-8"},
+        env={"PATH": "/usr/bin:/bin", "HOME": home, "LC_ALL": "C.UTF-8", **env},
     )
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def deploy_grant_iam_lines(*args: str, **env: str) -> list[list[str]]:
+    stdout = deploy_dry_run([str(DEPLOY), *args, "--grant-iam"], **env)
     return [
         shlex.split(line)[1:]
-        for line in proc.stdout.splitlines()
+        for line in stdout.splitlines()
         if line.startswith("gcloud ") and "add-iam-policy-binding" in line
     ]
 
@@ -329,6 +303,28 @@ def test_a_binding_is_retried_while_the_new_account_propagates(tmp_path: Path) -
     assert run.rc == 0, run.stderr
     assert run.stderr.count("retrying") == 2
     assert len(run.state["bindings"]) == 7
+
+
+def test_smtp_settings_in_the_shell_do_not_change_the_roles(
+    twice: tuple[Run, Run], tmp_path: Path
+) -> None:
+    """deploy.sh reads SMTP_* (and SMTP_SECRET) from the environment; setup-project.sh does not
+    create an SMTP secret, so the role list it reads from deploy.sh's dry run must not bind one."""
+    first, _ = twice
+    smtp = {
+        "SMTP_HOST": "smtp.acme.example",
+        "SMTP_FROM": "exports@acme.example",
+        "SMTP_USER": "exports@acme.example",
+        "SMTP_SECRET": "smtp-password",
+    }
+    run = run_setup(tmp_path, *ARGS, **smtp)
+    assert run.rc == 0, run.stderr
+    assert run.state["bindings"] == first.state["bindings"]
+    assert "smtp-password" not in json.dumps(run.argvs)
+    # deploy.sh itself, given the same shell, would bind it: the isolation above is what helps.
+    assert "smtp-password" in " ".join(
+        " ".join(a) for a in deploy_grant_iam_lines(f"--project={PROJECT}", "--topic=t-x1", **smtp)
+    )
 
 
 # ------------------------------------------------------------------------------------ dry run
@@ -486,6 +482,7 @@ def test_help_names_every_option_and_the_key_warning() -> None:
     for option in parsed | {"--dry-run", "--help"}:
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", proc.stdout), option
     assert "unreadable for ever" in proc.stdout
+    assert "--smtp-password-secret=smtp-password --grant-iam" in proc.stdout  # how to add one
 
 
 def test_shellcheck_clean() -> None:
@@ -493,7 +490,15 @@ def test_shellcheck_clean() -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not on PATH (apt-get install -y shellcheck)")
     proc = subprocess.run(
-        [shellcheck, "--severity=style", str(SETUP)], capture_output=True, text=True, timeout=60
+        [
+            shellcheck,
+            "-x",
+            "--severity=style",
+            str(SETUP),
+        ],  # -x: with the scripts/lib.sh it sources
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -554,6 +559,17 @@ def real_gcloud(argvs: list[list[str]], tmp: Path) -> list[tuple[int, str]]:
     ]
 
 
+def assert_real_gcloud_parses(argvs: list[list[str]], sentinel: str, tmp: Path) -> None:
+    """Each command plus one unknown flag, through real_gcloud: it parses (and type-checks)
+    everything else and stops at "unrecognized arguments" before it could do anything."""
+    results = real_gcloud([[*a, sentinel] for a in argvs], tmp)
+    for argv, (code, text) in zip(argvs, results, strict=True):
+        assert code != 0, f"gcloud accepted an unknown flag?! {argv}"
+        match = re.search(r"unrecognized arguments:\s*(.*?)\s*(?:\n\s*\n|To search|$)", text, re.S)
+        assert match, f"gcloud refused {shlex.join(argv)}:\n{text}"
+        assert match[1].split() == [sentinel], text
+
+
 @pytest.fixture(scope="module")
 def all_argvs(twice: tuple[Run, Run], ci_twice: tuple[Run, Run]) -> list[list[str]]:
     return twice[0].argvs + ci_twice[0].argvs
@@ -579,14 +595,7 @@ def test_every_flag_exists_in_the_real_gcloud_help(
 def test_real_gcloud_parses_the_exact_arguments(all_argvs: list[list[str]], tmp_path: Path) -> None:
     """Every command as run, plus one unknown flag: the real gcloud parses (and type-checks)
     everything else and stops at "unrecognized arguments" before it could do anything."""
-    need_real_gcloud()
-    sentinel = "--zz-setup-project-parse-check"
-    results = real_gcloud([[*a, sentinel] for a in all_argvs], tmp_path)
-    for argv, (code, text) in zip(all_argvs, results, strict=True):
-        assert code != 0, f"gcloud accepted an unknown flag?! {argv}"
-        match = re.search(r"unrecognized arguments:\s*(.*?)\s*(?:\n\s*\n|To search|$)", text, re.S)
-        assert match, f"gcloud refused {shlex.join(argv)}:\n{text}"
-        assert match[1].split() == [sentinel], text
+    assert_real_gcloud_parses(all_argvs, "--zz-setup-project-parse-check", tmp_path)
 
 
 # ------------------------------------------------------------------------------------ README
@@ -624,26 +633,13 @@ def test_readme_walkthrough_commands_run(tmp_path: Path) -> None:
     printed = run_setup(tmp_path / "setup-0", script=[str(REPO / setups[1][0]), *setups[1][1:]])
     assert shlex.join(deploys[0]) in printed.stdout
     for argv in deploys:
-        proc = subprocess.run(
-            [str(REPO / argv[0]), *argv[1:], "--dry-run"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"},
-        )
-        assert proc.returncode == 0, proc.stderr
+        deploy_dry_run([str(REPO / argv[0]), *argv[1:]], home=str(tmp_path))
 
 
 def test_readme_gcloud_commands_parse_with_the_real_gcloud(tmp_path: Path) -> None:
     gcloud = [c[1:] for c in readme_commands(*README_SECTIONS) if c[0] == "gcloud"]
     assert len(gcloud) >= 4, gcloud
-    sentinel = "--zz-readme-parse-check"
-    for argv, (code, text) in zip(
-        gcloud, real_gcloud([[*a, sentinel] for a in gcloud], tmp_path), strict=True
-    ):
-        match = re.search(r"unrecognized arguments:\s*(.*?)\s*(?:\n\s*\n|To search|$)", text, re.S)
-        assert code != 0 and match, f"gcloud refused {shlex.join(argv)}:\n{text}"
-        assert match[1].split() == [sentinel], text
+    assert_real_gcloud_parses(gcloud, "--zz-readme-parse-check", tmp_path)
 
 
 GCLOUD_SHIM = r"""#!/bin/bash
@@ -710,3 +706,16 @@ def test_readme_download_recipe_reads_the_workbook_with_the_key(
         else:
             assert proc.returncode != 0 and not out.exists(), proc.stderr
             assert "key" in proc.stderr.lower(), proc.stderr  # refused for want of the key
+
+
+def test_readme_email_notice_commands_deploy_and_parse(tmp_path: Path) -> None:
+    """The e-mail notice section's deploy line is accepted by deploy.sh and wires the password
+    secret to action_execute with its binding; its `gcloud secrets create` parses."""
+    commands = readme_commands("E-mail notice")
+    (deploy,) = [c for c in commands if c[0] == "./deploy.sh"]
+    stdout = deploy_dry_run([str(REPO / deploy[0]), *deploy[1:]], home=str(tmp_path))
+    assert "#   secret  SMTP_PASSWORD=smtp-password:latest" in stdout
+    assert "gcloud secrets add-iam-policy-binding smtp-password " in stdout
+    gcloud = [c[1:] for c in commands if c[0] == "gcloud"]
+    assert [c[:3] for c in gcloud] == [["secrets", "create", "smtp-password"]]
+    assert_real_gcloud_parses(gcloud, "--zz-readme-smtp-parse-check", tmp_path)

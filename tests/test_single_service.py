@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,7 +19,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,26 @@ import flask
 import functions_framework
 import pytest
 
+from tests.deploy_support import (
+    PROJECT,
+    SA,
+    SECRET_KEY_VALUE,
+    SECRET_TOKEN_VALUE,
+    SMTP_ARGS,
+    SMTP_ENV,
+    SMTP_SECRET_REF,
+    TOPIC,
+    Run,
+    assert_real_gcloud_parses,
+    deploy_twice,
+    flags_of,
+    gcloud_dict,
+    iam_grants,
+    make_fake_repo,
+    missing_in_real_help,
+    real_help,
+    run_deploy,
+)
 from tests.export_support import (
     Deployment,
     assert_announced,
@@ -40,23 +58,6 @@ from tests.export_support import (
 )
 from tests.functions import FUNCTIONS, ROOT, TOKEN, app, looker_headers, payload
 from tests.gunicorn_server import GunicornService, dockerfile_cmd, stage_single
-from tests.test_deploy import (
-    PROJECT,
-    REAL_GCLOUD,
-    SA,
-    SECRET_KEY_VALUE,
-    SECRET_TOKEN_VALUE,
-    TOPIC,
-    base_env,
-    flags_of,
-    gcloud_dict,
-    gcloud_env,
-    make_fake_repo,
-    need_real_gcloud,
-    prefetch_help,
-    real_help,
-    write_executable,
-)
 
 BASE = "https://looker-action-123456789.europe-west1.run.app"
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -545,36 +546,6 @@ def test_stage_single_refuses_a_function_with_its_own_requirements(tmp_path: Pat
 
 # ------------------------------------------------------------------------------ deploy.sh --single
 
-FAKE_GCLOUD_RUN = r"""#!{python}
-# Stand-in gcloud written by tests/test_single_service.py: records argv; remembers the Cloud Run
-# services it deployed (in a state file) to answer `run services list` and `describe`.
-import json, os, sys
-args = sys.argv[1:]
-record = {"argv": args}
-for arg in args:
-    if arg.startswith("--source="):
-        src = arg.split("=", 1)[1]
-        record["source_files"] = sorted(
-            os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs
-        ) if os.path.isdir(src) else None
-log = os.environ["FAKE_GCLOUD_LOG"]
-with open(log, "a") as fh:
-    fh.write(json.dumps(record) + "\n")
-state = log + ".services"
-services = json.load(open(state)) if os.path.exists(state) else {}
-opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
-if args[:2] == ["run", "deploy"]:
-    services[args[2]] = "https://%s-x7k2q9abcd-%s.a.run.app" % (args[2], opts["region"][:2])
-    json.dump(services, open(state, "w"))
-elif args[:3] == ["run", "services", "list"]:
-    for name, url in services.items():
-        print("%s\t%s" % (name, url))
-elif args[:3] == ["run", "services", "describe"]:
-    if args[3] not in services:
-        sys.exit("ERROR: (gcloud.run.services.describe) Cannot find service [%s]" % args[3])
-    print(services[args[3]])
-"""
-
 RUN_COMMANDS = (
     ("run", "deploy"),
     ("run", "services", "list"),
@@ -604,33 +575,6 @@ def command_of(argv: list[str]) -> tuple[str, ...]:
     )
 
 
-def run_single(repo: Path, tmp: Path, *args: str, fresh: bool = False) -> tuple[Any, list[Any]]:
-    log = tmp / "gcloud-calls.jsonl"
-    log.unlink(missing_ok=True)
-    if fresh:
-        Path(str(log) + ".services").unlink(missing_ok=True)
-    write_executable(
-        tmp / "fakebin" / "gcloud", FAKE_GCLOUD_RUN.replace("{python}", sys.executable)
-    )
-    env = base_env(
-        tmp,
-        f"{tmp / 'fakebin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
-        FAKE_GCLOUD_LOG=str(log),
-        LOOKER_ACTION_TOKEN=SECRET_TOKEN_VALUE,
-        GCS_ENCRYPTION_KEY=SECRET_KEY_VALUE,
-    )
-    proc = subprocess.run(
-        [str(repo / "deploy.sh"), *args],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return proc, calls
-
-
 @pytest.fixture(scope="module")
 def single_runs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -638,11 +582,8 @@ def single_runs(
     """deploy.sh --single run twice against the stand-in gcloud: a first deploy, then a redeploy."""
     tmp = tmp_path_factory.mktemp("deploy-single")
     repo = single_fixture_repo(tmp / "repo")
-    first, first_calls = run_single(repo, tmp, *SINGLE_ARGS, fresh=True)
-    assert first.returncode == 0, first.stderr
-    second, second_calls = run_single(repo, tmp, *SINGLE_ARGS)
-    assert second.returncode == 0, second.stderr
-    return repo, first, first_calls, second, second_calls
+    first, second = deploy_twice(repo, tmp, *SINGLE_ARGS)
+    return repo, first, first.calls, second, second.calls
 
 
 def steps(calls: list[Any]) -> list[tuple[str, ...]]:
@@ -721,15 +662,7 @@ def test_redeploy_sets_the_url_in_one_deploy_and_converges(single_runs: Any) -> 
 
 def test_single_grants_the_same_roles_and_deploys_no_function(single_runs: Any) -> None:
     _, _, calls, _, _ = single_runs
-    grants = {
-        (
-            command_of(c["argv"])[0],
-            c["argv"][len(command_of(c["argv"]))],
-            flags_of(c["argv"])["--role"],
-        )
-        for c in calls
-        if command_of(c["argv"])[-1] == "add-iam-policy-binding"
-    }
+    grants = iam_grants([c["argv"] for c in calls], command_of, member=f"serviceAccount:{SA}")
     assert grants == {
         ("secrets", "looker-action-token", "roles/secretmanager.secretAccessor"),
         ("secrets", "gcs-encryption-key", "roles/secretmanager.secretAccessor"),
@@ -747,11 +680,11 @@ def test_single_dry_run_prints_a_first_deploy_and_runs_nothing(
 ) -> None:
     real_repo, _, real_calls, _, _ = single_runs
     repo = single_fixture_repo(tmp_path / "repo")
-    proc, calls = run_single(repo, tmp_path, *SINGLE_ARGS, "--dry-run", fresh=True)
-    assert proc.returncode == 0, proc.stderr
-    assert calls == [] and not (repo / "build").exists()
+    run = run_deploy(repo, tmp_path, *SINGLE_ARGS, "--dry-run", fresh=True)
+    assert run.rc == 0, run.stderr
+    assert run.calls == [] and not (repo / "build").exists()
     printed = [
-        shlex.split(line)[1:] for line in proc.stdout.splitlines() if line.startswith("gcloud ")
+        shlex.split(line)[1:] for line in run.stdout.splitlines() if line.startswith("gcloud ")
     ]
     placeholder = "https://looker-action-PROJECT_NUMBER.europe-west1.run.app"
     expected = [
@@ -764,8 +697,8 @@ def test_single_dry_run_prints_a_first_deploy_and_runs_nothing(
         for c in real_calls
     ]
     assert printed == expected
-    assert f"{repo / 'scripts' / 'stage.sh'} {repo / 'build'} single" in proc.stdout
-    assert "#   env     ACTION_BASE_URL=(URL of looker-action)" in proc.stdout
+    assert f"{repo / 'scripts' / 'stage.sh'} {repo / 'build'} single" in run.stdout
+    assert "#   env     ACTION_BASE_URL=(URL of looker-action)" in run.stdout
 
 
 @pytest.mark.parametrize(
@@ -785,23 +718,23 @@ def test_single_refuses_bad_or_foreign_options(
     args: tuple[str, ...], named: str, tmp_path: Path
 ) -> None:
     repo = single_fixture_repo(tmp_path / "repo")
-    proc, calls = run_single(repo, tmp_path, f"--project={PROJECT}", f"--topic={TOPIC}", *args)
-    assert proc.returncode != 0
-    assert named in proc.stderr
-    assert calls == [] and not (repo / "build").exists()
+    run = run_deploy(repo, tmp_path, f"--project={PROJECT}", f"--topic={TOPIC}", *args)
+    assert run.rc != 0
+    assert named in run.stderr
+    assert run.calls == [] and not (repo / "build").exists()
 
 
 def test_single_options_and_env_fallbacks(tmp_path: Path) -> None:
     repo = single_fixture_repo(tmp_path / "repo")
-    proc, _ = run_single(
+    run = run_deploy(
         repo, tmp_path, f"--project={PROJECT}", f"--topic={TOPIC}", "--single",
         "--service=xlsx-hub", "--service-cpu=2", "--service-memory=4Gi",
         "--service-timeout=1800", "--dry-run",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert run.rc == 0, run.stderr
     deploy = next(
         shlex.split(line)[1:]
-        for line in proc.stdout.splitlines()
+        for line in run.stdout.splitlines()
         if line.startswith("gcloud run deploy")
     )
     flags = flags_of(deploy)
@@ -816,35 +749,55 @@ def test_single_options_and_env_fallbacks(tmp_path: Path) -> None:
 def test_single_flags_exist_in_the_real_gcloud_and_parse(single_runs: Any) -> None:
     """Every flag against the installed gcloud's help, then each exact argument list through its
     parser with one unknown flag: it must stop at that flag only, before doing anything."""
-    need_real_gcloud()
     _, _, first_calls, _, second_calls = single_runs
     argvs = [c["argv"] for c in first_calls + second_calls]
-    prefetch_help(command_of(a) for a in argvs)
-    missing = []
-    for argv in argvs:
-        text = real_help(command_of(argv))
-        for flag in flags_of(argv):
-            forms = [flag, f"--[no-]{flag[2:]}"]
-            if not any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text) for f in forms):
-                missing.append(f"gcloud {' '.join(command_of(argv))} {flag}")
+    missing = missing_in_real_help(argvs, command_of)
     assert not missing, f"not in the installed gcloud's help: {missing}"
     assert "Dockerfile" in real_help(("run", "deploy"))  # --source builds with our Dockerfile
-    sentinel = "--zz-deploy-single-parse-check"
     distinct = {json.dumps([command_of(a), sorted(flags_of(a))]): a for a in argvs}
+    assert_real_gcloud_parses(distinct.values(), "--zz-deploy-single-parse-check")
 
-    def parse(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-        proc = subprocess.run(
-            [str(REAL_GCLOUD), *argv, sentinel],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=gcloud_env(),
-        )
-        return argv, proc
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(parse, distinct.values()))
-    for argv, proc in results:
-        match = re.search(r"unrecognized arguments: (.*)", proc.stderr)
-        assert proc.returncode != 0 and match, f"gcloud refused {shlex.join(argv)}:\n{proc.stderr}"
-        assert match[1].split() == [sentinel], proc.stderr
+# ------------------------------------------------------------------------------ --single e-mail
+
+
+@pytest.fixture(scope="module")
+def single_smtp_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
+    """deploy.sh --single with the e-mail notice: a first deploy, then a redeploy."""
+    tmp = tmp_path_factory.mktemp("deploy-single-smtp")
+    return deploy_twice(single_fixture_repo(tmp / "repo"), tmp, *SINGLE_ARGS, *SMTP_ARGS)
+
+
+def test_single_service_gets_the_smtp_settings_and_password_secret(
+    single_smtp_runs: tuple[Run, Run],
+) -> None:
+    first_run, second_run = single_smtp_runs
+    first, second = (
+        next(flags_of(a) for a in run.argvs if command_of(a) == ("run", "deploy"))
+        for run in single_smtp_runs
+    )
+    assert gcloud_dict(first["--set-secrets"] or "") == {
+        "LOOKER_ACTION_TOKEN": "looker-action-token:latest",
+        "GCS_ENCRYPTION_KEY": "gcs-encryption-key:latest",
+        "SMTP_PASSWORD": SMTP_SECRET_REF,
+    }
+    assert gcloud_dict(first["--set-env-vars"] or "") == {
+        "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/xlsx-exports",
+        "ALLOWED_BUCKETS": "bucket-a,bucket-b",
+        "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com",
+        **SMTP_ENV,
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "4",
+    }
+    # The redeploy passes the same secrets, and the same settings plus the URL it now knows.
+    assert second["--set-secrets"] == first["--set-secrets"]
+    assert gcloud_dict(second["--set-env-vars"] or "") == {
+        **gcloud_dict(first["--set-env-vars"] or ""),
+        "ACTION_BASE_URL": "https://looker-action-x7k2q9abcd-eu.a.run.app",
+    }
+    grants = iam_grants(first_run.argvs, command_of, member=f"serviceAccount:{SA}")
+    assert ("secrets", "smtp-password", "roles/secretmanager.secretAccessor") in grants
+    assert len([g for g in grants if g[0] == "secrets"]) == 3  # token, key, SMTP password
+    smtp_grant = next(a for a in first_run.argvs if "smtp-password" in a)
+    deploy_argv = next(a for a in second_run.argvs if command_of(a) == ("run", "deploy"))
+    assert_real_gcloud_parses([deploy_argv, smtp_grant], "--zz-deploy-single-smtp-check")

@@ -29,11 +29,6 @@ import download
 SECRET_PATH = "/api/internal/scheduled_plan/1234/download/one-time-9f8e7d6c5b4a/x.zip"
 
 
-def allowed(world: Deployment) -> str:
-    """The download server's host:port: the one entry of LOOKER_DOWNLOAD_HOSTS in the world."""
-    return urlsplit(world.downloads.url).netloc
-
-
 def refused_url(world: Deployment, watch: Watch, url: str, status: int, message: str) -> None:
     watch.secret(SECRET_PATH)
     before = len(world.downloads.requests)
@@ -76,7 +71,7 @@ class TestRefusedUrls:
         refused_url(
             world,
             watch,
-            url.format(host=allowed(world)),
+            url.format(host=world.download_host),
             400,
             f"Download URLs must use http or https, not {scheme}",
         )
@@ -107,7 +102,7 @@ class TestRefusedUrls:
     def test_addresses_not_listed(
         self, world: Deployment, watch: Watch, netloc: str, shown: str
     ) -> None:
-        fill = {"port": urlsplit(world.downloads.url).port, "gcs": world.proxy.port}
+        fill = {"port": world.downloads.port, "gcs": world.proxy.port}
         refused_url(
             world,
             watch,
@@ -169,7 +164,7 @@ class TestResolution:
     def test_wildcard_name_resolving_to_a_non_public_address(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch, address: str
     ) -> None:
-        port = urlsplit(world.downloads.url).port
+        port = world.downloads.port
         monkeypatch.setenv("LOOKER_DOWNLOAD_HOSTS", f"*.looker.test:{port}")
         monkeypatch.setattr(download.socket, "getaddrinfo", FakeDns(address))
         refused_url(
@@ -183,7 +178,7 @@ class TestResolution:
     def test_exactly_listed_name_is_trusted_wherever_it_resolves(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        port = urlsplit(world.downloads.url).port
+        port = world.downloads.port
         monkeypatch.setenv("LOOKER_DOWNLOAD_HOSTS", f"looker.internal.looker.test:{port}")
         monkeypatch.setattr(download.socket, "getaddrinfo", FakeDns("127.0.0.1"))
         url = world.downloads.add(sample_zip())

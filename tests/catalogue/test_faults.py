@@ -15,12 +15,11 @@ import io
 import random
 import time
 import zipfile
-from urllib.parse import urlsplit
 
 import pytest
 
 from localdev.canned_http import CannedHttpServer
-from localdev.emulators import free_port
+from localdev.lifecycle import free_port
 from tests.catalogue.support import (
     WEBHOOK_ID,
     Watch,
@@ -56,9 +55,7 @@ def serve_canned(
     world: Deployment, monkeypatch: pytest.MonkeyPatch, response: bytes, **options: bool
 ) -> CannedHttpServer:
     server = CannedHttpServer(response, **options).start()
-    monkeypatch.setenv(
-        "LOOKER_DOWNLOAD_HOSTS", f"{urlsplit(world.downloads.url).netloc},127.0.0.1:{server.port}"
-    )
+    monkeypatch.setenv("LOOKER_DOWNLOAD_HOSTS", f"{world.download_host},127.0.0.1:{server.port}")
     return server
 
 

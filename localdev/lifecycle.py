@@ -1,0 +1,105 @@
+"""What every local server shares: start() / stop() and `with`, a socketserver served from a
+thread, a free port, and waiting until an HTTP server answers."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+
+class Service(ABC):
+    """Started by start() (which returns it), ended by stop() (safe twice); `with` does both."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> object: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class ThreadedServer(Service):
+    """A socketserver on 127.0.0.1, served from a daemon thread named `thread_name`-PORT until
+    stop(); `port` is 0 until it has started."""
+
+    thread_name = "server"
+    port = 0
+    _server: socketserver.TCPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @abstractmethod
+    def _bind(self) -> socketserver.TCPServer:
+        """A new server, bound to its port, for start() to serve."""
+
+    def _on_stop(self) -> None:
+        """Hook run before the server shuts down (release handlers that wait on something)."""
+
+    def start(self) -> Self:
+        if self._server is not None:
+            return self
+        server = self._bind()
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"{self.thread_name}-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._on_stop()
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_answering(
+    url: str,
+    timeout: float,
+    *,
+    attempt_timeout: float = 1.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> bool:
+    """GETs `url` until an HTTP answer comes, any status (a 405 from a handler proves it is up and
+    routing). False when `timeout` seconds pass first, or as soon as `alive()` is False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(url, timeout=attempt_timeout):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
