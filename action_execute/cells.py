@@ -25,11 +25,14 @@ MAX_SIGNIFICANT_DIGITS: Final = 15
 # forms (`1e3`, `1E-5`): Looker's unformatted CSV writes plain decimals, so such values are far
 # more often codes (part numbers, IDs) than numbers, and stay text. No `+` sign: `+4915112345678`
 # is a phone number. Leading zeros (`01234`) are codes too.
-_TYPED = re.compile(
-    r"(?P<num>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)"
-    r"|(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})"
-    r"(?: (?P<H>[01][0-9]|2[0-3]):(?P<M>[0-5][0-9])(?::(?P<S>[0-5][0-9]))?)?"
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_DATE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: (?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?)?"
 )
+# Seconds of a valid `HH:MM` and of a valid `SS` (the regex has checked them): a dict look-up
+# is several times cheaper than int() on slices, and a tile has many date-times.
+_HOUR_MINUTE: Final = {f"{h:02}:{m:02}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
+_SECOND: Final = {f"{s:02}": s for s in range(60)}
 _TYPED_START: Final = frozenset("-0123456789")
 
 # Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates
@@ -55,16 +58,18 @@ def classify(text: str) -> tuple[int, str]:
         return BLANK, ""
     if text[0] not in _TYPED_START:
         return TEXT, text
-    match = _TYPED.fullmatch(text)
-    if match is None:
-        return TEXT, text
-    if match.group("num") is not None:
+    if len(text) >= 10 and text[4] == "-":  # a date's shape; a number has `-` only first
+        return _date_or_text(text)
+    if _NUMBER.fullmatch(text) is not None:
         return (NUMBER, text) if _keeps_as_number(text) else (TEXT, text)
-    return _date_or_text(text, match)
+    return TEXT, text
 
 
 def _keeps_as_number(text: str) -> bool:
     """True unless a number would change the text: too many digits, or a negative zero."""
+    if len(text) <= MAX_SIGNIFICANT_DIGITS:  # the common case: too short to hold 16 digits
+        # Only a negative zero is all of `-`, `0` and `.`.
+        return text[0] != "-" or bool(text.strip("-0."))
     digits = text.lstrip("-").replace(".", "", 1).lstrip("0")
     if len(digits) > MAX_SIGNIFICANT_DIGITS:
         return False
@@ -72,15 +77,45 @@ def _keeps_as_number(text: str) -> bool:
     return not (text[0] == "-" and not digits)
 
 
-def _date_or_text(text: str, match: re.Match[str]) -> tuple[int, str]:
+_KNOWN_DAYS: dict[str, int] = {}
+"""Serials of `YYYY-MM-DD` days already seen (checked by `_DATE`): a day seen before needs no
+regex, only the time part's look-ups. Cleared when it reaches _KNOWN_DAYS_MAX entries."""
+_KNOWN_DAYS_MAX: Final = 20_000
+
+
+def _date_or_text(text: str) -> tuple[int, str]:
+    days = _KNOWN_DAYS.get(text[:10])
+    if days is None:
+        return _new_day_or_text(text)
+    size = len(text)
+    if size == 10:
+        return DATE, str(days)
+    # What `_DATE` would match after a valid day: ` HH:MM` or ` HH:MM:SS` (both dicts' keys are
+    # exactly the valid values).
+    if text[10] != " " or (minutes := _HOUR_MINUTE.get(text[11:16])) is None:
+        return TEXT, text
+    if size == 16:
+        return DATETIME, _serial(days, minutes)
+    if size != 19 or text[16] != ":" or (second := _SECOND.get(text[17:])) is None:
+        return TEXT, text
+    return DATETIME, _serial(days, minutes + second)
+
+
+def _serial(days: int, seconds: int) -> str:
+    # Same arithmetic and `.16G` rendering as xlsxwriter, so both write identical serials.
+    return f"{days + seconds / 86400:.16G}"
+
+
+def _new_day_or_text(text: str) -> tuple[int, str]:
+    if _DATE.fullmatch(text) is None:
+        return TEXT, text
     days = _day_serial(text[:10])
     if days is None:
         return TEXT, text
-    if match["H"] is None:
-        return DATE, str(days)
-    seconds = int(match["H"]) * 3600 + int(match["M"]) * 60 + int(match["S"] or 0)
-    # Same arithmetic and `.16G` rendering as xlsxwriter, so both write identical serials.
-    return DATETIME, f"{days + seconds / 86400:.16G}"
+    if len(_KNOWN_DAYS) >= _KNOWN_DAYS_MAX:
+        _KNOWN_DAYS.clear()
+    _KNOWN_DAYS[text[:10]] = days
+    return _date_or_text(text)
 
 
 @functools.lru_cache(maxsize=4096)  # exports repeat the same days over and over

@@ -9,14 +9,18 @@ sheet's rows are all known by then (see `_Book.write_tile`), else omitted (it is
 
 from __future__ import annotations
 
+import contextvars
 import io
+import queue
 import re
+import threading
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain, islice
+from itertools import chain, groupby, islice
+from operator import itemgetter
 from typing import IO, Final, cast
 
 from shared.errors import ActionError
@@ -35,6 +39,13 @@ the file (duckdb/duckdb-excel#64), so sheets stay below it; the margin covers de
 MAX_COLUMNS: Final = 16_384
 WIDTH_SAMPLE_ROWS: Final = 100
 BATCH_ROWS: Final = 500
+BATCH_CHARS: Final = 1 << 20
+"""A batch is also flushed at this many characters: 500 rows of long cells would be 100s of MiB."""
+MAX_CUT_WARNINGS: Final = 10
+PIPE_DEPTH: Final = 8
+"""Batches queued for the deflating thread (typically 250 KiB each, at most ~1 MiB)."""
+MERGE_BYTES: Final = 2 << 20
+"""The deflating thread joins queued batches into one write up to about this many bytes."""
 CREATOR: Final = "Looker GCS export"
 MIN_WIDTH: Final = 6
 MAX_WIDTH: Final = 60
@@ -79,15 +90,19 @@ def write_workbook(
     archive = zipfile.ZipFile(
         cast(IO[bytes], out), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
     )
+    pipe = _Pipe()
     try:
-        book = _Book(archive, on_warning or _ignore)
+        book = _Book(archive, pipe, on_warning or _ignore)
         book.write(chain([first], remaining))
         archive.close()
     except BaseException:
         # Cut the sink off: ZipFile.close() (also run by its __del__) would append a central
         # directory and make the truncated upload look like a complete workbook.
+        pipe.abandon()
         out.discard()
         raise
+    finally:
+        pipe.close()
     return book.summaries
 
 
@@ -138,8 +153,9 @@ class _SheetEntry:
 class _Book:
     """The workbook being written: sheet parts as tiles arrive, the index parts at the end."""
 
-    def __init__(self, archive: zipfile.ZipFile, warn: Warn) -> None:
+    def __init__(self, archive: zipfile.ZipFile, pipe: _Pipe, warn: Warn) -> None:
         self.archive = archive
+        self.pipe = pipe
         self.warn = warn
         self.namer = SheetNamer()
         self.sheets: list[_SheetEntry] = []
@@ -197,26 +213,31 @@ class _Book:
         dimension = None if known is None else _dimension(sheet.header, known)
         header = sheet.header
         with self.archive.open(f"xl/worksheets/sheet{index}.xml", "w") as part:
-            out = _Batches(part, sheet)
-            out.put(_sheet_head(dimension, index == 1, header is not None, sheet.widths))
-            warn_cut = _cut_warner(self.warn, sheet.name)
-            width = 0
-            count = 0
-            if header is not None:
-                width = len(header)
-                out.put(_header_xml(header, warn_cut))
-                letters = _letters(width)
-                for count, row in enumerate(rows, start=1):
-                    if len(row) > width:
-                        width = len(row)
-                        _check_width(sheet.tile, width)
-                        letters = _letters(width)
-                    xml = _row_xml(str(count + 1), row, letters, warn_cut)
-                    if xml:
-                        out.put(xml)
-            filter_ref = _filter_ref(width, count) if width else None
-            out.put(_sheet_tail(filter_ref))
-            out.flush()
+            out = _Batches(part, sheet, self.pipe)
+            try:
+                out.put(_sheet_head(dimension, index == 1, header is not None, sheet.widths))
+                warn_cut = _cut_warner(self.warn, sheet.name)
+                width = 0
+                count = 0
+                if header is not None:
+                    width = len(header)
+                    out.put(_header_xml(header, warn_cut))
+                    letters = _letters(width)
+                    for count, row in enumerate(rows, start=1):
+                        if len(row) > width:
+                            width = len(row)
+                            _check_width(sheet.tile, width)
+                            letters = _letters(width)
+                        xml = _row_xml(str(count + 1), row, letters, warn_cut)
+                        if xml:
+                            out.put(xml)
+                filter_ref = _filter_ref(width, count) if width else None
+                out.put(_sheet_tail(filter_ref))
+                out.flush()
+            except BaseException:
+                self.pipe.abandon()  # before the part closes: the thread must be done with it
+                raise
+            self.pipe.wait()
         self.sheets.append(_SheetEntry(sheet.name, filter_ref))
         self.summaries.append(SheetSummary(sheet.name, count))
 
@@ -254,21 +275,25 @@ def _take(
 class _Batches:
     """Joins row XML into one encode and one compressed write per BATCH_ROWS pieces."""
 
-    def __init__(self, part: IO[bytes], sheet: _Sheet) -> None:
+    def __init__(self, part: IO[bytes], sheet: _Sheet, pipe: _Pipe) -> None:
         self._part = part
+        self._pipe = pipe
         self._sheet = sheet
         self._pieces: list[str] = []
+        self._chars = 0
         self._written = 0
         self._limit = MAX_SHEET_XML_BYTES
 
     def put(self, xml: str) -> None:
         self._pieces.append(xml)
-        if len(self._pieces) >= BATCH_ROWS:
+        self._chars += len(xml)
+        if len(self._pieces) >= BATCH_ROWS or self._chars >= BATCH_CHARS:
             self.flush()
 
     def flush(self) -> None:
         data = "".join(self._pieces).encode()
         self._pieces.clear()
+        self._chars = 0
         self._written += len(data)
         if self._written > self._limit:
             raise WorkbookError(
@@ -276,7 +301,75 @@ class _Batches:
                 f"'{self._sheet.name}' passed {self._limit // (1 << 20):,} MiB of cell data. "
                 "Export fewer rows or columns."
             )
-        self._part.write(data)
+        self._pipe.write(self._part, data)
+
+
+class _Pipe:
+    """A second thread that deflates sheet XML into its part and the sink.
+
+    zlib (and the socket writes of an upload) release the GIL, so deflating on the second core
+    while this thread builds the next rows' XML takes the deflate off the critical path. The
+    thread runs in the caller's context (contextvars: log fields), writes in order, and an
+    error it meets is raised again by the caller's next `write` or `wait`.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[IO[bytes], bytes] | None] = queue.Queue(PIPE_DEPTH)
+        self._error: BaseException | None = None
+        self._abandoned = False
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="xlsx-deflate", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            size = 0
+            # Whatever else is already waiting goes in the same write: each write (crc32, then
+            # deflate) gives up the GIL twice and waits for it back, so when this thread falls
+            # behind, fewer and larger writes let it catch up.
+            while (last := items[-1]) is not None and size < MERGE_BYTES:
+                size += len(last[1])
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                writes = [item for item in items if item is not None]
+                if self._error is None and not self._abandoned:
+                    for part, group in groupby(writes, key=itemgetter(0)):
+                        part.write(b"".join(data for _, data in group))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+            if items[-1] is None:
+                return
+
+    def write(self, part: IO[bytes], data: bytes) -> None:
+        self._raise_error()
+        self._queue.put((part, data))
+
+    def wait(self) -> None:
+        """Return once every write is done, raising what the thread met."""
+        self._queue.join()
+        self._raise_error()
+
+    def abandon(self) -> None:
+        """Drop the writes still queued and wait until the thread is idle."""
+        self._abandoned = True
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _check_width(tile: str, width: int) -> None:
@@ -288,11 +381,21 @@ def _check_width(tile: str, width: int) -> None:
 
 
 def _cut_warner(warn: Warn, sheet_name: str) -> Callable[[str], None]:
+    cut = 0  # a sheet of long texts must not flood the log: the first few cells are named
+
     def warn_cut(ref: str) -> None:
-        warn(
-            f"Sheet '{sheet_name}', cell {ref}: text longer than Excel's "
-            f"{cells.MAX_TEXT_UNITS:,} characters was cut to that length"
-        )
+        nonlocal cut
+        cut += 1
+        if cut <= MAX_CUT_WARNINGS:
+            warn(
+                f"Sheet '{sheet_name}', cell {ref}: text longer than Excel's "
+                f"{cells.MAX_TEXT_UNITS:,} characters was cut to that length"
+            )
+        elif cut == MAX_CUT_WARNINGS + 1:
+            warn(
+                f"Sheet '{sheet_name}': more cells were cut; only the first "
+                f"{MAX_CUT_WARNINGS} are named"
+            )
 
     return warn_cut
 
@@ -352,27 +455,64 @@ def _header_xml(header: Sequence[str], warn_cut: Callable[[str], None]) -> str:
     return f'<row r="1">{cells_xml}</row>' if cells_xml else ""
 
 
+# Text that can go out as is: nothing XML forbids, nothing to escape, no `_x` (which may start a
+# literal `_xHHHH_`), and short enough that it cannot pass Excel's limit. Text with only &, <, >
+# or CR is escaped inline; anything else takes `_text_cell`, which handles every case. (`_x` is
+# looked for with `in`: an alternation in the pattern would make every search several times
+# slower.)
+_CARE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff&<>\r]")
+_ILLEGAL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_PLAIN_MAX: Final = cells.MAX_TEXT_UNITS // 2
+_TYPED_START: Final = frozenset("-0123456789")
+
+
 def _row_xml(
     r: str, row: Sequence[str], letters: list[str], warn_cut: Callable[[str], None]
 ) -> str:
-    """One data row's XML ("" when it has no cell to write); the hot loop of the writer."""
+    """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
+
+    Inlines the common cases of `cells.classify` and `_text_cell` (plain integers, plain text):
+    a function call per cell is a good part of the cost. Same output as the general path.
+    """
     parts: list[str] = []
     append = parts.append
     classify = cells.classify
-    for i, text in enumerate(row):
+    illegal = _ILLEGAL_CHARS.search
+    # One search over the row usually clears every cell at once ("\n" joins: it needs no care
+    # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
+    joined = "\n".join(row)
+    plain_row = "_x" not in joined and _CARE_CHARS.search(joined) is None
+    for col, text in zip(letters, row, strict=False):  # letters may run past the row
         if not text:
             continue
-        kind, value = classify(text)
-        if kind == cells.TEXT:
-            xml = _text_cell(letters[i] + r, "", value, warn_cut)
+        if text[0] in _TYPED_START:
+            if text.isdigit() and text.isascii():
+                # Excel keeps up to 15 digits; a leading zero (`01234`) is a code: text.
+                if len(text) <= cells.MAX_SIGNIFICANT_DIGITS and (text[0] != "0" or len(text) == 1):
+                    append(f'<c r="{col}{r}"><v>{text}</v></c>')
+                else:
+                    append(f'<c r="{col}{r}" t="inlineStr"><is><t>{text}</t></is></c>')
+                continue
+            kind, value = classify(text)
+            if kind == cells.NUMBER:
+                append(f'<c r="{col}{r}"><v>{value}</v></c>')
+                continue
+            if kind == cells.DATE:
+                append(f'<c r="{col}{r}" s="2"><v>{value}</v></c>')
+                continue
+            if kind == cells.DATETIME:
+                append(f'<c r="{col}{r}" s="3"><v>{value}</v></c>')
+                continue
+        if len(text) <= _PLAIN_MAX and (plain_row or ("_x" not in text and not illegal(text))):
+            if not plain_row:  # as `_escape`, there being no `_xHHHH_` to take care of
+                text = text.replace("\r", "_x000D_").replace("&", "&amp;")
+                text = text.replace("<", "&lt;").replace(">", "&gt;")
+            space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
+            append(f'<c r="{col}{r}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
+        else:
+            xml = _text_cell(col + r, "", text, warn_cut)
             if xml:
                 append(xml)
-        elif kind == cells.NUMBER:
-            append(f'<c r="{letters[i]}{r}"><v>{value}</v></c>')
-        elif kind == cells.DATE:
-            append(f'<c r="{letters[i]}{r}" s="2"><v>{value}</v></c>')
-        else:
-            append(f'<c r="{letters[i]}{r}" s="3"><v>{value}</v></c>')
     if not parts:
         return ""
     return f'<row r="{r}">{"".join(parts)}</row>'

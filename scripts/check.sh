@@ -10,6 +10,7 @@ PY=${PYTHON:-.venv/bin/python}
 "$PY" -m mypy --config-file pyproject.toml shared
 "$PY" -m mypy --config-file pyproject.toml localdev
 "$PY" -m mypy --config-file pyproject.toml app.py gunicorn.conf.py
+"$PY" -m mypy --config-file pyproject.toml bench
 for fn in action_list action_form action_execute; do
   (cd "$fn" && MYPYPATH=.. "../$PY" -m mypy --config-file ../pyproject.toml ./*.py)
 done
