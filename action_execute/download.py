@@ -131,9 +131,11 @@ def _pool(target: Target, policy: DownloadPolicy) -> urllib3.HTTPConnectionPool:
     return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, retries=False)
 
 
-def _open(url: str, policy: DownloadPolicy) -> tuple[urllib3.BaseHTTPResponse, Target]:
+def _open(
+    url: str, first: Target, policy: DownloadPolicy
+) -> tuple[urllib3.BaseHTTPResponse, Target]:
+    target = first
     for _ in range(MAX_REDIRECTS + 1):
-        target = vet(url, policy)
         default_port = target.port == DEFAULT_PORTS[target.scheme]
         host_header = target.host if default_port else f"{target.host}:{target.port}"
         try:
@@ -163,6 +165,7 @@ def _open(url: str, policy: DownloadPolicy) -> tuple[urllib3.BaseHTTPResponse, T
             location = response.headers["Location"]
             response.release_conn()
             url = urljoin(f"{target.origin}{target.path}", location)
+            target = vet(url, policy)  # every hop is checked, and pinned, like the first
             continue
         return response, target
     raise UpstreamError("The download URL redirected too many times")
@@ -195,9 +198,14 @@ def _check_answer(
 
 
 def stream(url: str, policy: DownloadPolicy) -> Iterator[bytes]:
-    """Yield the body in chunks. Never retried: Looker's URL works once."""
+    """The body in chunks. The URL is checked now, so a forbidden one is refused before any
+    other work; the fetch starts when the chunks are first read. Never retried: it works once."""
+    return _chunks(url, vet(url, policy), policy)
+
+
+def _chunks(url: str, first: Target, policy: DownloadPolicy) -> Iterator[bytes]:
     deadline = time.monotonic() + policy.total_timeout
-    response, target = _open(url, policy)
+    response, target = _open(url, first, policy)
     # A slow sender (a byte every few seconds) never trips the read timeout: at the deadline
     # the socket is shut, which ends any read in progress.
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (response,))
