@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 import re
 import ssl
@@ -354,11 +353,6 @@ class ExecuteSettings(CommonSettings):
     xlsx_compression_level: int
     limits: Limits = field(default_factory=Limits)
     smtp: SmtpSettings | None = None  # None: no e-mail notice
-
-    @property
-    def key_sha256(self) -> str:
-        """The key's fingerprint as GCS reports it (base64 SHA-256); safe to log and publish."""
-        return base64.b64encode(hashlib.sha256(self.encryption_key).digest()).decode()
 
     @classmethod
     def read(cls, reader: _Reader) -> ExecuteSettings:
