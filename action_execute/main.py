@@ -7,17 +7,13 @@ from typing import Any
 
 import flask
 
-from shared import http, logs, settings
+from shared import http, settings
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
 
 import export
 
 LOADED = settings.load(ExecuteSettings.read)
-if LOADED.settings.encryption_key:
-    import base64
-
-    logs.redact(base64.b64encode(LOADED.settings.encryption_key).decode())
 http.log_start("action_execute", LOADED)
 
 

@@ -47,8 +47,6 @@ def _json(body: Any, status: int, headers: Mapping[str, str] | None = None) -> f
 
 def log_start(function: str, loaded: Loaded[Any]) -> None:
     """Called once at import: a bad setting shows in the logs before the first request."""
-    if loaded.settings.token:
-        logs.redact(loaded.settings.token)
     with logs.delivery(function, None):
         for problem in loaded.problems:
             logs.error(f"configuration error: {problem}", setting=problem.name, stage="start")

@@ -67,7 +67,16 @@ class _Reader:
         return None
 
     def secret(self, name: str, alias: str, secret_setting: str) -> str | None:
-        """Environment first, then the Secret Manager version named by `secret_setting`."""
+        """Environment first, then the Secret Manager version named by `secret_setting`.
+
+        Whatever comes back is masked in every log line from now on: one place for all secrets.
+        """
+        value = self._secret_value(name, alias, secret_setting)
+        if value:
+            logs.redact(value)
+        return value
+
+    def _secret_value(self, name: str, alias: str, secret_setting: str) -> str | None:
         value = self.text(name, alias)
         if value is not None:
             return value
@@ -319,8 +328,6 @@ def _smtp(reader: _Reader) -> SmtpSettings | None:
         return None  # the e-mail notice is off
     # SMTP_PASSWORD has no alias: the name is passed twice.
     password = reader.secret("SMTP_PASSWORD", "SMTP_PASSWORD", "SMTP_PASSWORD_SECRET")
-    if password:
-        logs.redact(password)
     user = reader.text("SMTP_USER")
     starttls = reader.text("SMTP_STARTTLS") is None or reader.flag("SMTP_STARTTLS")
     secret_failed = any(p.name == "SMTP_PASSWORD_SECRET" for p in reader.problems)
