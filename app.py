@@ -18,8 +18,10 @@ stop the exports Looker already sends to /execute.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +37,11 @@ for _path in (ROOT / "action_execute", ROOT):
 from shared import http, logs  # noqa: E402 - needs the paths above
 
 ROUTES = {"/": "action_list", "/form": "action_form", "/execute": "action_execute"}
+# Execute answers like the reference hub's `jsonKeepAlive`: if the export is still running after
+# this many seconds, the answer starts (HTTP 200) and a newline is written every so often until
+# the JSON, so no proxy drops the idle connection. Looker reads leading whitespace as nothing.
+KEEPALIVE_SETTING = "EXECUTE_KEEPALIVE_SECONDS"
+DEFAULT_KEEPALIVE = 30.0
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 EntryPoint = Callable[[flask.Request], flask.Response]
@@ -70,6 +77,48 @@ def _log_refused_routes(modules: dict[str, ModuleType]) -> None:
         logs.info("one service started", serving=serving, refusing=list(refused), stage="start")
 
 
+def _keepalive_seconds() -> float:
+    raw = os.environ.get(KEEPALIVE_SETTING, "").strip()
+    if raw.isdigit() and 1 <= int(raw) <= 300:
+        return float(raw)
+    if raw:
+        with logs.delivery("app", None):
+            logs.error(
+                f"configuration error: {KEEPALIVE_SETTING}: must be 1 to 300 seconds, got "
+                f"{raw[:20]!r}; using {DEFAULT_KEEPALIVE:.0f}",
+                setting=KEEPALIVE_SETTING,
+                stage="start",
+            )
+    return DEFAULT_KEEPALIVE
+
+
+def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Response:
+    """`entry_point(request)` in a worker thread; its answer as it is when it comes within the
+    keep-alive interval, else HTTP 200 with a newline every interval, then its JSON."""
+    done = threading.Event()
+    answer: list[flask.Response] = []
+
+    def work() -> None:
+        try:
+            answer.append(entry_point(request))  # answers every failure itself (shared/http.py)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="execute", daemon=True).start()
+    if done.wait(KEEPALIVE):
+        return answer[0] if answer else http.failure("Internal error", 500)
+
+    def body() -> Iterator[bytes]:
+        while not done.wait(KEEPALIVE):
+            yield b"\n"
+        yield answer[0].get_data() if answer else http.failure("Internal error", 500).get_data()
+
+    with logs.delivery("app", request.headers.get("X-Looker-Webhook-Id")):
+        logs.info("execute still running: answering with keep-alive newlines", stage="keepalive")
+    return flask.Response(body(), status=200, mimetype="application/json")
+
+
+KEEPALIVE = _keepalive_seconds()
 _MODULES = {path: _load_function(function) for path, function in ROUTES.items()}
 ENTRY_POINTS: dict[str, EntryPoint] = {
     path: getattr(module, ROUTES[path]) for path, module in _MODULES.items()
@@ -84,11 +133,14 @@ def dispatch(request: flask.Request) -> flask.Response:
         with logs.delivery("app", request.headers.get("X-Looker-Webhook-Id")):
             logs.warning("refused: no such route", path=request.path[:200], status=404)
         return http.failure("Not found: this action serves /, /form and /execute", 404)
+    if entry_point is ENTRY_POINTS["/execute"]:
+        return _kept_alive(entry_point, request)
     return entry_point(request)
 
 
 def _view(path: str = "") -> flask.Response:
-    return dispatch(flask.request)
+    # The request itself, not Flask's context-bound proxy: execute may run in its own thread.
+    return dispatch(flask.request._get_current_object())  # type: ignore[attr-defined]
 
 
 # The WSGI app gunicorn serves. Every method reaches the handlers, which answer non-POST with

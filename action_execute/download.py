@@ -91,7 +91,8 @@ def vet(url: str, policy: DownloadPolicy) -> Target:
         raise DownloadRefused(f"Download URLs must use {allowed}, not {scheme or 'no scheme'}")
     if not policy.allowed_hosts:
         raise DownloadRefused(
-            "Download URLs are not enabled: the admin must list Looker's host in LOOKER_DOWNLOAD_HOSTS"
+            f"Download URLs are not enabled: the admin must list Looker's host ({host}) in "
+            "LOOKER_DOWNLOAD_HOSTS"
         )
     how = _match(policy, host, port, scheme)
     if how is None:
@@ -132,7 +133,7 @@ def _pool(target: Target, policy: DownloadPolicy) -> urllib3.HTTPConnectionPool:
 
 
 def _open(
-    url: str, first: Target, policy: DownloadPolicy
+    first: Target, policy: DownloadPolicy, accept: str
 ) -> tuple[urllib3.BaseHTTPResponse, Target]:
     target = first
     for _ in range(MAX_REDIRECTS + 1):
@@ -142,10 +143,10 @@ def _open(
             response = _pool(target, policy).urlopen(
                 "GET",
                 target.path,
-                # The zip as is: a server-side gzip could make us inflate without bound.
+                # The file as is: a server-side gzip could make us inflate without bound.
                 headers={
                     "Host": host_header,
-                    "Accept": "application/zip",
+                    "Accept": accept,
                     "Accept-Encoding": "identity",
                 },
                 redirect=False,
@@ -197,15 +198,15 @@ def _check_answer(
     return length
 
 
-def stream(url: str, policy: DownloadPolicy) -> Iterator[bytes]:
+def stream(url: str, policy: DownloadPolicy, *, accept: str = "*/*") -> Iterator[bytes]:
     """The body in chunks. The URL is checked now, so a forbidden one is refused before any
     other work; the fetch starts when the chunks are first read. Never retried: it works once."""
-    return _chunks(url, vet(url, policy), policy)
+    return _chunks(vet(url, policy), policy, accept)
 
 
-def _chunks(url: str, first: Target, policy: DownloadPolicy) -> Iterator[bytes]:
+def _chunks(first: Target, policy: DownloadPolicy, accept: str) -> Iterator[bytes]:
     deadline = time.monotonic() + policy.total_timeout
-    response, target = _open(url, first, policy)
+    response, target = _open(first, policy, accept)
     # A slow sender (a byte every few seconds) never trips the read timeout: at the deadline
     # the socket is shut, which ends any read in progress.
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (response,))

@@ -1,13 +1,15 @@
-"""The export, step by step: order -> csv_zip -> tiles -> workbook -> GCS object -> announcement.
+"""The export, step by step: order -> source -> tables -> workbook (or the original bytes) ->
+GCS object -> announcement.
 
 Each step is its own module and knows nothing of the next; this is the only place that joins them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from shared import logs
 from shared.errors import ActionError
@@ -21,6 +23,7 @@ import source
 import storage
 import tiles
 import workbook
+from deadline import Deadline
 from download import DownloadPolicy
 from order import ExportOrder, order_from
 
@@ -28,22 +31,30 @@ from order import ExportOrder, order_from
 @dataclass(frozen=True)
 class Result:
     stored: storage.StoredObject
-    sheets: list[workbook.SheetSummary]
+    sheets: list[workbook.SheetSummary] | None  # None: the original file was stored
 
     @property
-    def rows(self) -> int:
-        return sum(s.rows for s in self.sheets)
+    def summary(self) -> str:
+        stored = self.stored
+        if self.sheets is None:
+            return f"{stored.gcs_uri} (the file as Looker sent it, {stored.size:,} bytes)"
+        rows = sum(s.rows for s in self.sheets)
+        return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)"
 
 
-def _policy(config: ExecuteSettings) -> DownloadPolicy:
+def _policy(config: ExecuteSettings, deadline: Deadline) -> DownloadPolicy:
     limits = config.limits
+    remaining = deadline.remaining()
     return DownloadPolicy(
         allowed_hosts=config.download_hosts,
         allow_http=config.allow_http_downloads,
         max_bytes=limits.max_download_bytes,
         connect_timeout=limits.download_connect_timeout,
         read_timeout=limits.download_read_timeout,
-        total_timeout=limits.download_total_timeout,
+        # A download never outlives the export's deadline: a hung one is cut there.
+        total_timeout=limits.download_total_timeout
+        if remaining is None
+        else min(limits.download_total_timeout, remaining),
     )
 
 
@@ -57,53 +68,94 @@ def _zip_limits(config: ExecuteSettings) -> tiles.ZipLimits:
 
 
 def _metadata(order: ExportOrder) -> dict[str, str]:
+    kind = "dashboard" if order.content.action_type == "dashboard" else "look"
     values = {
         "looker_scheduled_plan_id": order.scheduled_plan_id,
-        "looker_dashboard_title": order.dashboard_title,
-        "looker_dashboard_url": order.dashboard_url,
+        f"looker_{kind}_title": order.title,
+        f"looker_{kind}_url": order.url,
+        "looker_query_id": order.query_id,
         "looker_webhook_id": order.webhook_id,
         "subject_name": order.subject_name,
     }
-    return {k: v for k, v in values.items() if v}
+    return {k: v for k, v in values.items() if isinstance(v, str) and v}
 
 
-def _store(request: ActionRequest, order: ExportOrder, config: ExecuteSettings) -> Result:
-    destination = storage.Destination(
-        order.bucket, config.encryption_key, config.upload_chunk_bytes
-    )
-    wanted = naming.object_name(
-        config.object_name_template,
+def _object_name(order: ExportOrder, config: ExecuteSettings) -> str:
+    template = config.overwrite_name_template if order.overwrite else config.object_name_template
+    return naming.object_name(
+        template,
         subject=order.subject_name,
-        title=order.dashboard_title,
+        title=order.name_title,
         plan_id=order.scheduled_plan_id,
         webhook_id=order.webhook_id,
         now=datetime.now(UTC),
+        extension=order.content.extension if order.original else "xlsx",
     )
-    chunks = source.zip_chunks(request, _policy(config))  # first: a refused source costs nothing
-    with logs.stage("name", bucket=order.bucket):
-        name = destination.free_name(wanted)
-    with logs.stage("workbook", bucket=order.bucket, object=name) as fields:
+
+
+def _tables(
+    data: Iterable[bytes], order: ExportOrder, config: ExecuteSettings
+) -> Iterator[tuple[str, Iterator[list[str]]]]:
+    if order.content.format == "csv_zip":
+        return tiles.read_tiles(data, _zip_limits(config))
+    return tiles.read_csv(data, order.sheet_name)
+
+
+def _write(
+    data: Iterable[bytes], sink: IO[bytes], order: ExportOrder, config: ExecuteSettings
+) -> list[workbook.SheetSummary] | None:
+    """The workbook, or (output=original) the bytes exactly as received, into `sink`."""
+    if order.original:
+        for chunk in data:
+            sink.write(chunk)
+        return None
+    return workbook.write_workbook(
+        _tables(data, order, config),
+        sink,
+        compresslevel=config.xlsx_compression_level,
+        on_warning=lambda text: logs.warning(text, stage="workbook"),
+    )
+
+
+def _store(
+    request: ActionRequest, order: ExportOrder, config: ExecuteSettings, deadline: Deadline
+) -> Result:
+    destination = storage.Destination(
+        order.bucket, config.encryption_key, config.upload_chunk_bytes
+    )
+    wanted = _object_name(order, config)
+    # First: a refused source (a forbidden download host) costs nothing.
+    data = deadline.guard(
+        source.chunks(request, order.content, _policy(config, deadline)), order.content.noun
+    )
+    if order.overwrite:
+        name = wanted
+    else:
+        with logs.stage("name", bucket=order.bucket):
+            name = destination.free_name(wanted)
+    content_type = order.content.content_type if order.original else storage.XLSX
+    stage = "original" if order.original else "workbook"
+    with logs.stage(stage, bucket=order.bucket, object=name, replace=order.overwrite) as fields:
         try:
-            with destination.writer(name, _metadata(order)) as sink:
-                sheets = workbook.write_workbook(
-                    tiles.read_tiles(chunks, _zip_limits(config)),
-                    sink,
-                    compresslevel=config.xlsx_compression_level,
-                    on_warning=lambda text: logs.warning(text, stage="workbook"),
-                )
+            with destination.writer(
+                name, _metadata(order), content_type=content_type, replace=order.overwrite
+            ) as sink:
+                sheets = _write(data, sink, order, config)
         except ActionError:
             raise
         except Exception as exc:
             if storage.is_storage_failure(exc):
                 raise storage.upload_error(exc, order.bucket) from None
             raise
-        fields.update(sheets=len(sheets), rows=sum(s.rows for s in sheets))
+        if sheets is not None:
+            fields.update(sheets=len(sheets), rows=sum(s.rows for s in sheets))
     return Result(destination.stored(name), sheets)
 
 
 def _message(result: Result, order: ExportOrder) -> dict[str, Any]:
     stored = result.stored
-    return {
+    dashboard = order.content.action_type == "dashboard"
+    message: dict[str, Any] = {
         "event": "looker_export",
         "bucket": stored.bucket,
         "name": stored.name,
@@ -111,16 +163,23 @@ def _message(result: Result, order: ExportOrder) -> dict[str, Any]:
         "gcs_uri": stored.gcs_uri,
         "size": stored.size,
         "content_type": stored.content_type,
+        "format": order.content.extension if result.sheets is None else "xlsx",
         "key_sha256": stored.key_sha256,
-        "sheets": [{"name": s.name, "rows": s.rows} for s in result.sheets],
+        "action_type": order.content.action_type,
+        "title": order.title,
+        "url": order.url,
+        "query_id": order.query_id,
         "subject_name": order.subject_name,
         "email": order.email,
-        "dashboard_title": order.dashboard_title,
-        "dashboard_url": order.dashboard_url,
+        "dashboard_title": order.title if dashboard else None,
+        "dashboard_url": order.url if dashboard else None,
         "scheduled_plan_id": order.scheduled_plan_id,
         "webhook_id": order.webhook_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if result.sheets is not None:
+        message["sheets"] = [{"name": s.name, "rows": s.rows} for s in result.sheets]
+    return message
 
 
 def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
@@ -130,33 +189,34 @@ def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
     notice = notify.Notice(
         to=order.email,
         gcs_uri=result.stored.gcs_uri,
-        sheets=[(s.name, s.rows) for s in result.sheets],
-        dashboard_title=order.dashboard_title,
-        dashboard_url=order.dashboard_url,
+        sheets=None if result.sheets is None else [(s.name, s.rows) for s in result.sheets],
+        dashboard_title=order.title,
+        dashboard_url=order.url,
+        noun="dashboard" if order.content.action_type == "dashboard" else "Look",
     )
     reason = notify.send(notice, config.smtp)
     return "" if reason is None else f"; the e-mail to {order.email} failed: {reason}"
 
 
 def _store_under_a_free_name(
-    request: ActionRequest, order: ExportOrder, config: ExecuteSettings
+    request: ActionRequest, order: ExportOrder, config: ExecuteSettings, deadline: Deadline
 ) -> Result:
     """Store; if another export took the name mid-upload (nothing was overwritten), store again
-    under the next free name when the zip can be read again (pushed; a download URL works once)."""
+    under the next free name when the data can be read again (pushed; a download URL works once)."""
     try:
-        return _store(request, order, config)
+        return _store(request, order, config, deadline)
     except storage.NameTaken:
         if request.attachment is None:
             raise
         logs.warning("the object name was taken during the upload; storing under a new name")
-        return _store(request, order, config)
+        return _store(request, order, config, deadline)
 
 
 def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
-    order = order_from(request, config.allowed_buckets)
-    result = _store_under_a_free_name(request, order, config)
+    deadline = Deadline.start(config.function_timeout)
+    order = order_from(request, config.allowed_buckets, config.user_buckets_attribute)
+    result = _store_under_a_free_name(request, order, config, deadline)
     stored = result.stored
-    summary = f"{stored.gcs_uri} ({len(result.sheets)} sheets, {result.rows} rows)"
     try:
         with logs.stage("announce", topic=config.pubsub_topic) as fields:
             fields["message_id"] = announce.publish(
@@ -165,9 +225,9 @@ def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
                 {"bucket": stored.bucket, "name": stored.name, "event": "looker_export"},
             )
     except ActionError as exc:
-        message = f"Saved {summary}, but the Pub/Sub announcement failed: {exc.message}"
+        message = f"Saved {result.summary}, but the Pub/Sub announcement failed: {exc.message}"
         # The admin must be able to find (and announce by hand) the object that was kept.
         logs.error(message, stage="done", status=502, gcs_uri=stored.gcs_uri, size=stored.size)
         return ActionResponse(False, message, status=502)
-    logs.info(f"exported {summary}", stage="done", gcs_uri=stored.gcs_uri, size=stored.size)
-    return ActionResponse(True, summary + _email(result, order, config))
+    logs.info(f"exported {result.summary}", stage="done", gcs_uri=stored.gcs_uri, size=stored.size)
+    return ActionResponse(True, result.summary + _email(result, order, config))

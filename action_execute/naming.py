@@ -8,6 +8,8 @@ import unicodedata
 from datetime import datetime
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A user's file name may end in an extension; the stored file's own replaces it.
+_EXTENSION = re.compile(r"\.(xlsx|xls|csv|zip|txt)$", re.IGNORECASE)
 MAX_SLUG = 80
 
 
@@ -26,11 +28,15 @@ def object_name(
     plan_id: str | None,
     webhook_id: str | None,
     now: datetime,
+    extension: str = "xlsx",
 ) -> str:
-    """Fill the template; every field is a slug, so no value can add a folder or climb out of one."""
-    return template.format(
+    """Fill the template; every field is a slug, so no value can add a folder or climb out of one.
+
+    The template ends in `.xlsx` (settings checks it), which stands for the stored file's
+    `extension`; a title that ends in an extension (a user's "report.xlsx") loses it."""
+    name = template.format(
         subject=slug(subject, "export"),
-        title=slug(title, "dashboard"),
+        title=slug(_EXTENSION.sub("", title or ""), "dashboard"),
         date=now.strftime("%Y-%m-%d"),
         time=now.strftime("%H%M%S"),
         timestamp=now.strftime("%Y%m%dT%H%M%SZ"),
@@ -38,6 +44,7 @@ def object_name(
         webhook_id=slug(webhook_id, "none"),
         uid=secrets.token_hex(4),
     )
+    return name.removesuffix(".xlsx") + "." + extension
 
 
 def variant(name: str, n: int) -> str:

@@ -29,9 +29,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 class Notice:
     to: str
     gcs_uri: str
-    sheets: Sequence[tuple[str, int]]  # (worksheet name, data rows)
-    dashboard_title: str | None = None
+    sheets: Sequence[tuple[str, int]] | None  # (worksheet name, data rows); None: the original
+    dashboard_title: str | None = None  # the dashboard's or Look's
     dashboard_url: str | None = None
+    noun: str = "dashboard"  # "dashboard" or "Look"
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -46,21 +47,27 @@ def _plural(count: int, word: str) -> str:
 
 def compose(notice: Notice, sender: str) -> EmailMessage:
     title = _one_line(notice.dashboard_title or "", MAX_TITLE)
-    total = sum(rows for _, rows in notice.sheets)
+    what = "Workbook" if notice.sheets is not None else "File (as Looker sent it)"
     lines = [
-        f'The Looker dashboard "{title}" was exported.' if title else "A Looker export is ready.",
+        f'The Looker {notice.noun} "{title}" was exported.'
+        if title
+        else "A Looker export is ready.",
         "",
-        "Workbook in Cloud Storage:",
+        f"{what} in Cloud Storage:",
         f"  {notice.gcs_uri}",
-        "",
-        f"{_plural(len(notice.sheets), 'worksheet')}, {_plural(total, 'row')} in all:",
-        *(f"  - {_one_line(name, 100)}: {_plural(rows, 'row')}" for name, rows in notice.sheets),
     ]
+    if notice.sheets is not None:
+        total = sum(rows for _, rows in notice.sheets)
+        lines += [
+            "",
+            f"{_plural(len(notice.sheets), 'worksheet')}, {_plural(total, 'row')} in all:",
+            *(f"  - {_one_line(n, 100)}: {_plural(rows, 'row')}" for n, rows in notice.sheets),
+        ]
     if notice.dashboard_url:
-        lines += ["", f"Dashboard: {_one_line(notice.dashboard_url, 2000)}"]
+        lines += ["", f"{notice.noun.capitalize()}: {_one_line(notice.dashboard_url, 2000)}"]
     lines += [
         "",
-        "The workbook is not attached: it is stored encrypted with your organisation's key.",
+        "The file is not attached: it is stored encrypted with your organisation's key.",
         "",
     ]
     message = EmailMessage()

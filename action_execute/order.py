@@ -5,28 +5,51 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.buckets import bucket_name_problem
-from shared.errors import ActionError, FormError
+from shared.buckets import bucket_name_problem, buckets_for_user
+from shared.errors import FormError
+from shared.integration import OUTPUTS, OVERWRITES, Content, content_for
 from shared.looker import ActionRequest
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
 MAX_SUBJECT = 100
+MAX_FILENAME = 200
 
 
 @dataclass(frozen=True)
 class ExportOrder:
+    content: Content  # what Looker sent: a dashboard's csv_zip, or a Look's (Explore's) CSV
     bucket: str
     subject_name: str
     email: str | None
-    dashboard_title: str | None
-    dashboard_url: str | None
+    title: str | None  # the dashboard's or Look's title; None for an Explore send
+    url: str | None
+    query_id: str | None
     scheduled_plan_id: str | None
     webhook_id: str | None
+    original: bool = False  # output=original: store the bytes as Looker sent them
+    filename: str | None = None  # replaces the title in the object name
+    overwrite: bool = False
+
+    @property
+    def sheet_name(self) -> str:
+        """A Look's one sheet: its title; an Explore send has none: `Query <id>`."""
+        if self.title:
+            return self.title
+        return f"Query {self.query_id}" if self.query_id else "Query"
+
+    @property
+    def name_title(self) -> str | None:
+        """What stands for {title} in the object name: the user's filename, else the title."""
+        if self.filename:
+            return self.filename
+        if self.title or self.content.action_type == "dashboard":
+            return self.title
+        return f"query-{self.query_id}" if self.query_id else "query"
 
 
 def _bucket(value: str, allowed: tuple[str, ...]) -> str | None:
     if not value:
-        return "Choose the bucket to save the workbook in"
+        return "Choose the bucket to save the file in"
     problem = bucket_name_problem(value)
     if problem:
         return f"'{value[:80]}' {problem}"
@@ -51,29 +74,54 @@ def _email(value: str) -> str | None:
     return None
 
 
-def order_from(request: ActionRequest, allowed_buckets: tuple[str, ...]) -> ExportOrder:
-    """Check the form's values; every wrong field is reported at once, keyed by its name."""
-    if request.type not in (None, "dashboard"):
-        raise ActionError(f"This action exports dashboards, not a {request.type}")
-    params = request.form_params
-    bucket = params.get("bucket", "").strip()
-    subject = params.get("subject_name", "").strip()
-    email = params.get("email", "").strip()
+def _choice(value: str, options: tuple[str, ...]) -> str | None:
+    if value and value not in options:
+        return f"'{value[:40]}' is not one of {', '.join(options)}"
+    return None
+
+
+def _filename(value: str) -> str | None:
+    if len(value) > MAX_FILENAME:
+        return f"The file name is {len(value)} characters long; keep it to {MAX_FILENAME} at most"
+    if value and not any(c.isalnum() for c in value):
+        return "The file name needs at least one letter or digit"
+    return None
+
+
+def order_from(
+    request: ActionRequest, allowed_buckets: tuple[str, ...], user_buckets_attribute: str | None
+) -> ExportOrder:
+    """Check the request; every wrong field is reported at once, keyed by its name."""
+    content = content_for(request)
+    buckets = buckets_for_user(allowed_buckets, user_buckets_attribute, request.data)
+    params = {k: v.strip() for k, v in request.form_params.items()}
+    bucket, subject = params.get("bucket", ""), params.get("subject_name", "")
+    email = params.get("email", "")
+    output, overwrite = params.get("output", ""), params.get("overwrite", "")
+    filename = params.get("filename", "")
     problems = {
-        "bucket": _bucket(bucket, allowed_buckets),
+        "bucket": _bucket(bucket, buckets),
         "subject_name": _subject(subject),
         "email": _email(email),
+        "output": _choice(output, tuple(o.name for o in OUTPUTS)),
+        "filename": _filename(filename),
+        "overwrite": _choice(overwrite, tuple(o.name for o in OVERWRITES)),
     }
     errors = {k: v for k, v in problems.items() if v}
     if errors:
         raise FormError(errors)
     plan = request.scheduled_plan
     return ExportOrder(
+        content=content,
         bucket=bucket,
         subject_name=subject,
         email=email or None,
-        dashboard_title=plan.title if plan else None,
-        dashboard_url=plan.url if plan else None,
+        title=plan.title if plan else None,
+        url=plan.url if plan else None,
+        query_id=plan.query_id if plan else None,
         scheduled_plan_id=plan.scheduled_plan_id if plan else None,
         webhook_id=request.webhook_id,
+        original=output == "original",
+        filename=filename or None,
+        overwrite=overwrite == "yes",
     )

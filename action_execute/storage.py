@@ -1,7 +1,9 @@
-"""Bytes -> one GCS object, encrypted with the customer's key, never overwriting another.
+"""Bytes -> one GCS object, encrypted with the customer's key; another object is never
+overwritten unless the user asked to replace it.
 
-The workbook streams into a resumable upload (a chunk in memory at a time). The object exists only
-once the last chunk is sent, so an export that fails midway cancels the upload and leaves nothing.
+The file streams into a resumable upload (a chunk in memory at a time). The object exists (or, when
+replacing, changes) only once the last chunk is sent, so an export that fails midway cancels the
+upload and leaves nothing new: a replaced object stays as it was.
 """
 
 from __future__ import annotations
@@ -121,12 +123,26 @@ class Destination:
         raise StorageError(f"Could not find a free object name near {wanted!r}")
 
     @contextmanager
-    def writer(self, name: str, metadata: Mapping[str, str]) -> Iterator[IO[bytes]]:
-        """A write-only stream to the object. On an exception inside, the upload is cancelled."""
+    def writer(
+        self,
+        name: str,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str = XLSX,
+        replace: bool = False,
+    ) -> Iterator[IO[bytes]]:
+        """A write-only stream to the object. On an exception inside, the upload is cancelled.
+
+        `replace`: an existing object of that name is replaced when the upload completes;
+        otherwise the upload is refused if the name was taken meanwhile (NameTaken)."""
         blob = self._blob(name)
         blob.metadata = dict(metadata)
         stream = blob.open(
-            "wb", content_type=XLSX, if_generation_match=0, ignore_flush=True, timeout=120
+            "wb",
+            content_type=content_type,
+            if_generation_match=None if replace else 0,
+            ignore_flush=True,
+            timeout=120,
         )
         try:
             yield stream
@@ -152,7 +168,7 @@ class Destination:
             name=name,
             generation=int(blob.generation or 0),
             size=int(blob.size or 0),
-            content_type=blob.content_type or XLSX,
+            content_type=blob.content_type or "",
             key_sha256=key_sha256(self._key),
         )
 

@@ -1,4 +1,5 @@
-"""The csv_zip's tiles: each `.csv` entry, in zip order, as (tile name, rows), read as a stream.
+"""The tables in what Looker sent, as (name, rows) streams: each `.csv` entry of a dashboard's
+csv_zip, in zip order, or a Look's one CSV.
 
 Bounded against hostile zips: entry count, total uncompressed bytes and compression ratio.
 A path inside the zip is only ever used for its base name.
@@ -111,16 +112,16 @@ def _unzip_errors_explained(chunks: Iterable[bytes]) -> Iterator[bytes]:
         raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
 
 
-def _rows(name: str, chunks: Iterator[bytes]) -> Iterator[list[str]]:
+def _rows(name: str, chunks: Iterator[bytes], label: str = "Tile") -> Iterator[list[str]]:
     text = io.TextIOWrapper(
         io.BufferedReader(_ChunkReader(chunks), 256 * 1024), encoding="utf-8-sig", newline=""
     )
     try:
         yield from csv.reader(text, strict=True)
     except UnicodeDecodeError as exc:
-        raise TileError(f"Tile '{name}' is not UTF-8 text ({exc.reason})") from None
+        raise TileError(f"{label} '{name}' is not UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
-        raise TileError(f"Tile '{name}' is not a readable CSV ({exc})") from None
+        raise TileError(f"{label} '{name}' is not a readable CSV ({exc})") from None
 
 
 def read_tiles(
@@ -155,3 +156,8 @@ def read_tiles(
         raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
     if found == 0:
         raise TileError("The zip holds no CSV file: is the dashboard sent as 'CSV zip file'?")
+
+
+def read_csv(csv_bytes: Iterable[bytes], name: str) -> Iterator[tuple[str, Iterator[list[str]]]]:
+    """A Look's (or an Explore's) CSV as one table called `name`."""
+    yield name, _rows(name, iter(csv_bytes), "The CSV of")

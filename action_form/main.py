@@ -1,4 +1,8 @@
-"""Cloud Function `action_form`: the fields a Looker user fills in before sending a dashboard."""
+"""Cloud Function `action_form`: the fields a Looker user fills in before sending content.
+
+Failures after the token check are answered HTTP 200 with `{"error": ...}`, the reference form
+contract: Looker shows any other form answer only as a raw webhook error.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 import flask
 
 from shared import http, settings
+from shared.buckets import buckets_for_user
 from shared.integration import form_fields
 from shared.looker import ActionRequest
 from shared.settings import FormSettings
@@ -17,9 +22,12 @@ http.log_start("action_form", LOADED)
 
 
 def handle(body: bytes, headers: Mapping[str, str], config: FormSettings) -> tuple[Any, int]:
-    ActionRequest.parse(body, headers)  # a malformed request is refused, not answered with a form
-    return [f.to_json() for f in form_fields(config.allowed_buckets)], 200
+    request = ActionRequest.parse(body, headers)  # a malformed request gets an error, not a form
+    buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
+    return [f.to_json() for f in form_fields(buckets)], 200
 
 
 def action_form(request: flask.Request) -> flask.Response:
-    return http.serve(request, function="action_form", loaded=LOADED, handle=handle)
+    return http.serve(
+        request, function="action_form", loaded=LOADED, handle=handle, render=http.form_error
+    )

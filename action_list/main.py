@@ -16,7 +16,13 @@ http.log_start("action_list", LOADED)
 
 
 def handle(_body: bytes, _headers: Mapping[str, str], config: ListSettings) -> tuple[Any, int]:
-    return listing(config.form_url, config.execute_url), 200
+    answer = listing(
+        config.form_url,
+        config.execute_url,
+        can_download=bool(config.download_hosts),
+        user_buckets_attribute=config.user_buckets_attribute,
+    )
+    return answer, 200
 
 
 def action_list(request: flask.Request) -> flask.Response:

@@ -19,6 +19,10 @@ class ActionError(Exception):
         if status is not None:
             self.status = status
 
+    def validation_errors(self) -> dict[str, str]:
+        """Looker's `validation_errors`: the message keyed by the field at fault, if any."""
+        return {self.field: self.message} if self.field else {}
+
 
 class FormError(ActionError):
     """One or more form values are wrong; keyed by field name."""
@@ -27,14 +31,11 @@ class FormError(ActionError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()), status=400)
         self.errors = errors
 
+    def validation_errors(self) -> dict[str, str]:
+        return dict(self.errors)
+
 
 class UpstreamError(ActionError):
     """A service we depend on (Looker's download, GCS, Pub/Sub) failed."""
 
     status = 502
-
-
-class ConfigError(ActionError):
-    """The function is deployed with a missing or bad setting; names the setting."""
-
-    status = 500

@@ -16,16 +16,30 @@ import flask
 from shared import capture, logs
 from shared.auth import AuthResult, check
 from shared.errors import ActionError
-from shared.looker import ActionResponse
+from shared.looker import ActionResponse, form_error_body
 from shared.settings import CommonSettings, Loaded
 
 S = TypeVar("S", bound=CommonSettings)
 # Handlers see headers with lower-case names.
 Handler = Callable[[bytes, Mapping[str, str], S], tuple[Any, int]]
+# How a function answers a failure after the token check: (message, status, validation errors)
+# -> (JSON body, HTTP status). Execute and the list answer Looker's action response; the form
+# answers its own contract (`form_error`).
+Renderer = Callable[[str, int, Mapping[str, str]], tuple[Any, int]]
 
 
-def failure(message: str, status: int, **headers: str) -> flask.Response:
-    body = ActionResponse(False, message).body()
+def action_failure(message: str, status: int, errors: Mapping[str, str]) -> tuple[Any, int]:
+    return ActionResponse(False, message, errors, status).body(), status
+
+
+def form_error(message: str, _status: int, _errors: Mapping[str, str]) -> tuple[Any, int]:
+    return form_error_body(message), 200
+
+
+def failure(
+    message: str, status: int, render: Renderer = action_failure, **headers: str
+) -> flask.Response:
+    body, status = render(message, status, {})
     response = _json(body, status, headers)
     # functions-framework reads the whole request body after every handler (`read_request`)
     # unless the answer is streamed. Refusals come before the body is read and must never read
@@ -70,8 +84,15 @@ def _read_body(request: flask.Request, cap: int) -> bytes | None:
 
 
 def serve(
-    request: flask.Request, *, function: str, loaded: Loaded[S], handle: Handler[S]
+    request: flask.Request,
+    *,
+    function: str,
+    loaded: Loaded[S],
+    handle: Handler[S],
+    render: Renderer = action_failure,
 ) -> flask.Response:
+    """Method, token, settings, body cap, then `handle`. Refusals up to the token check answer
+    Looker's action response; later failures go through `render`."""
     with logs.delivery(function, request.headers.get("X-Looker-Webhook-Id")):
         if request.method != "POST":
             logs.warning("refused: method not allowed", method=request.method, status=405)
@@ -90,7 +111,7 @@ def serve(
         if loaded.problems:
             names = ", ".join(sorted({p.name for p in loaded.problems}))
             logs.error(f"refused: configuration errors in {names}", status=500)
-            return failure(f"The action is misconfigured: check {names}", 500)
+            return failure(f"The action is misconfigured: check {names}", 500, render)
         body = _read_body(request, loaded.settings.max_request_bytes)
         if body is None:
             logs.warning(
@@ -98,8 +119,9 @@ def serve(
             )
             return failure(
                 f"The request is larger than {loaded.settings.max_request_bytes} bytes; "
-                "use the 'url' download setting for large dashboards",
+                "use the 'url' download setting for large dashboards and Looks",
                 413,
+                render,
             )
         if loaded.capture_dir is not None:  # after the token check: no junk saved
             capture.save(
@@ -113,19 +135,19 @@ def serve(
             headers = {k.lower(): v for k, v in request.headers.items()}
             answer, status = handle(body, headers, loaded.settings)
         except ActionError as exc:
-            response = ActionResponse.from_error(exc)
+            errors = exc.validation_errors()
             logs.log(
                 "ERROR" if exc.status >= 500 else "WARNING",
                 f"failed: {exc.message}",
                 status=exc.status,
-                validation_errors=dict(response.validation_errors) or None,
+                validation_errors=dict(errors) or None,
             )
-            return _json(response.body(), response.status)
+            return _json(*render(exc.message, exc.status, errors))
         except Exception as exc:  # noqa: BLE001 - the last net: log the cause, answer in Looker's shape
             logs.error(
                 f"failed: unexpected {type(exc).__name__}",
                 status=500,
                 traceback=traceback.format_exc(limit=20),
             )
-            return failure("Internal error; the function's logs have the details", 500)
+            return failure("Internal error; the function's logs have the details", 500, render)
         return _json(answer, status)

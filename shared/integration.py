@@ -1,20 +1,81 @@
-"""What the hub tells Looker about this action: the action list and the form's fields."""
+"""What the hub tells Looker about this action: the action list and the form's fields.
+
+The supported content is stated once here (`CONTENT`) and used twice: by the listing, and by
+execute's request check (`content_for`), as the reference hub's `Action` does.
+"""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from shared.looker import FormField, FormOption
+from shared.buckets import USER_BUCKETS_PARAM
+from shared.errors import ActionError
+from shared.looker import ActionRequest, FormField, FormOption
 
 NAME = "export_xlsx_to_gcs"
 LABEL = "Export to GCS (tabbed XLSX)"
 DESCRIPTION = (
-    "Saves the dashboard as one Excel workbook, a worksheet per tile, encrypted with your key "
-    "in a Cloud Storage bucket, and announces it on Pub/Sub."
+    "Saves a dashboard or a Look as one Excel workbook (a worksheet per tile), encrypted with "
+    "your key in a Cloud Storage bucket, and announces it on Pub/Sub."
 )
+
+
+@dataclass(frozen=True)
+class Content:
+    """One kind of content Looker may send: its action type, data format, and what it is called."""
+
+    action_type: str  # Looker's request `type`
+    format: str  # the one data format we take for it
+    noun: str  # what a user calls it
+    extension: str  # of the file as Looker sends it (`output=original`)
+    content_type: str
+
+
+# Looker offers a Look (and an Explore) only the formats that apply to it: CSV; a dashboard CSV zip.
+CONTENT = (
+    Content("dashboard", "csv_zip", "dashboard", "zip", "application/zip"),
+    Content("query", "csv", "Look or Explore", "csv", "text/csv"),
+)
+_BY_TYPE = {c.action_type: c for c in CONTENT}
+
+
+class UnsupportedContent(ActionError):
+    status = 400
+
+
+def content_for(request: ActionRequest) -> Content:
+    """The content this request carries, or a refusal naming what was sent and what is supported.
+
+    A request with no `type` (unconfirmed whether Looker sends one) is known by its format or its
+    attachment, else taken as a dashboard. The data format, when Looker names it
+    (`form_params.format` for url deliveries), must be the one we take for that type.
+    """
+    supported = ", ".join(f"{c.action_type} ({c.format})" for c in CONTENT)
+    content = _BY_TYPE.get(request.type or _guess_type(request))
+    if content is None:
+        raise UnsupportedContent(
+            f"This action does not take requests of type {request.type!r}; it takes {supported}"
+        )
+    sent = request.form_params.get("format")
+    if sent and sent != content.format:
+        raise UnsupportedContent(
+            f"A {content.noun} must be sent as {content.format}, not {sent!r} "
+            f"(this action takes {supported})"
+        )
+    return content
+
+
+def _guess_type(request: ActionRequest) -> str:
+    attachment = request.attachment
+    csv = request.form_params.get("format") == "csv" or (
+        attachment is not None
+        and (attachment.media_type == "text/csv" or (attachment.extension or "").lower() == "csv")
+    )
+    return "query" if csv else "dashboard"
 
 
 @cache
@@ -23,7 +84,33 @@ def icon_data_uri() -> str:
     return "data:image/png;base64," + base64.b64encode(icon).decode()
 
 
-def action_list(form_url: str, execute_url: str) -> dict[str, Any]:
+def _params(user_buckets_attribute: str | None) -> list[dict[str, Any]]:
+    if not user_buckets_attribute:
+        return []
+    # Required and bound to a user attribute: Looker hides the action from users with no value
+    # and sends each user's value in `data` with the form and execute requests.
+    return [
+        {
+            "name": USER_BUCKETS_PARAM,
+            "label": "Buckets this user may export to",
+            "description": (
+                f"Comma-separated bucket names, from the user attribute {user_buckets_attribute}"
+            ),
+            "required": True,
+            "sensitive": False,
+            "user_attribute_name": user_buckets_attribute,
+        }
+    ]
+
+
+def action_list(
+    form_url: str,
+    execute_url: str,
+    *,
+    can_download: bool,
+    user_buckets_attribute: str | None = None,
+) -> dict[str, Any]:
+    """`can_download`: url delivery is offered only when the action may fetch (download hosts set)."""
     return {
         "label": "Looker to GCS exports",
         "integrations": [
@@ -34,12 +121,12 @@ def action_list(form_url: str, execute_url: str) -> dict[str, Any]:
                 "url": execute_url,
                 "form_url": form_url,
                 "icon_data_uri": icon_data_uri(),
-                "supported_action_types": ["dashboard"],
-                "supported_formats": ["csv_zip"],
+                "supported_action_types": [c.action_type for c in CONTENT],
+                "supported_formats": [c.format for c in CONTENT],
                 "supported_formattings": ["unformatted"],
                 "supported_visualization_formattings": ["noapply"],
-                "supported_download_settings": ["push", "url"],
-                "params": [],
+                "supported_download_settings": ["push", "url"] if can_download else ["push"],
+                "params": _params(user_buckets_attribute),
                 "required_fields": [],
                 "uses_oauth": False,
             }
@@ -47,35 +134,72 @@ def action_list(form_url: str, execute_url: str) -> dict[str, Any]:
     }
 
 
-def form_fields(allowed_buckets: tuple[str, ...]) -> list[FormField]:
-    if allowed_buckets:
-        bucket = FormField(
+# What is stored (`output`), and whether an existing object is replaced (`overwrite`).
+OUTPUTS = (
+    FormOption("xlsx", "Excel workbook, a sheet per tile"),
+    FormOption("original", "The file as Looker sent it: .csv for a Look, .zip for a dashboard"),
+)
+OVERWRITES = (
+    FormOption("no", "No: a new object each time (a unique name)"),
+    FormOption("yes", "Yes: replace the object at the same name"),
+)
+
+
+def _bucket_field(buckets: tuple[str, ...]) -> FormField:
+    if buckets:
+        return FormField(
             name="bucket",
             label="Bucket",
-            description="The Cloud Storage bucket the workbook is saved in.",
+            description="The Cloud Storage bucket the file is saved in.",
             type="select",
             required=True,
-            options=tuple(FormOption(b, b) for b in allowed_buckets),
-            default=allowed_buckets[0],
+            options=tuple(FormOption(b, b) for b in buckets),
+            default=buckets[0],
         )
-    else:
-        bucket = FormField(
-            name="bucket",
-            label="Bucket",
-            description="The Cloud Storage bucket the workbook is saved in (just the name, no gs://).",
-            required=True,
-        )
+    return FormField(
+        name="bucket",
+        label="Bucket",
+        description="The Cloud Storage bucket the file is saved in (just the name, no gs://).",
+        required=True,
+    )
+
+
+def form_fields(buckets: tuple[str, ...]) -> list[FormField]:
+    """`buckets`: the ones this user may choose from; empty means any (typed in)."""
     return [
-        bucket,
+        _bucket_field(buckets),
         FormField(
             name="subject_name",
             label="Subject name",
-            description="Names the folder the workbook goes in, e.g. weekly-sales.",
+            description="Names the folder the file goes in, e.g. weekly-sales.",
             required=True,
         ),
         FormField(
             name="email",
             label="E-mail",
-            description="Who to tell when the workbook is ready (passed on with the announcement).",
+            description="Who to tell when the file is ready (passed on with the announcement).",
+        ),
+        FormField(
+            name="output",
+            label="Save as",
+            description="An Excel workbook, or the data exactly as Looker sent it.",
+            type="select",
+            options=OUTPUTS,
+            default=OUTPUTS[0].name,
+        ),
+        FormField(
+            name="filename",
+            label="File name",
+            description="Optional: replaces the dashboard's or Look's title in the object name "
+            "(the extension is added for you).",
+        ),
+        FormField(
+            name="overwrite",
+            label="Overwrite",
+            description="Yes: replace the object of the same name (for jobs that read a fixed "
+            "path). No: a new object every time.",
+            type="select",
+            options=OVERWRITES,
+            default=OVERWRITES[0].name,
         ),
     ]

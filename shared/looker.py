@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import ActionError, FormError
+from shared.errors import ActionError
 
 ACTION_TYPES = frozenset({"cell", "query", "dashboard"})
 
@@ -20,16 +20,29 @@ class BadRequest(ActionError):
 class ScheduledPlan:
     scheduled_plan_id: str | None = None
     title: str | None = None
-    type: str | None = None
+    type: str | None = None  # "Dashboard", "Look", "LookMLDashboard" (seen), absent for an Explore
     url: str | None = None
+    query_id: str | None = None
     download_url: str | None = field(default=None, repr=False)  # the URL is a credential
 
 
 @dataclass(frozen=True)
 class Attachment:
+    """`data` is base64 when the mimetype ends in `;base64`, else the file as UTF-8 text (the
+    reference hub decodes it exactly so: src/hub/action_request.ts)."""
+
     mimetype: str | None
     extension: str | None
     data: str = field(repr=False)
+
+    @property
+    def is_base64(self) -> bool:
+        return (self.mimetype or "").replace(" ", "").lower().endswith(";base64")
+
+    @property
+    def media_type(self) -> str:
+        """The mimetype without parameters, lower case ('' when absent)."""
+        return (self.mimetype or "").split(";")[0].strip().lower()
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,7 @@ def _scheduled_plan(value: Any) -> ScheduledPlan | None:
         title=_optional_str(value, "title", where=where),
         type=_optional_str(value, "type", where=where),
         url=_optional_str(value, "url", where=where),
+        query_id=_optional_str(value, "query_id", where=where),
         download_url=_optional_str(value, "download_url", where=where),
     )
 
@@ -132,7 +146,7 @@ def _attachment(value: Any) -> Attachment | None:
     if data is None:
         return None
     if not isinstance(data, str):
-        raise BadRequest("'attachment.data' must be a base64 string")
+        raise BadRequest("'attachment.data' must be a string")
     return Attachment(
         mimetype=_optional_str(value, "mimetype", where="attachment."),
         extension=_optional_str(value, "extension", where="attachment."),
@@ -149,20 +163,22 @@ class ActionResponse:
     validation_errors: Mapping[str, str] = field(default_factory=dict)
     status: int = 200
 
-    @classmethod
-    def from_error(cls, error: ActionError) -> ActionResponse:
-        errors: Mapping[str, str] = {}
-        if isinstance(error, FormError):
-            errors = error.errors
-        elif error.field:
-            errors = {error.field: error.message}
-        return cls(False, error.message, errors, error.status)
-
     def body(self) -> dict[str, Any]:
-        looker: dict[str, Any] = {"success": self.success, "message": self.message}
-        if self.validation_errors:
-            looker["validation_errors"] = dict(self.validation_errors)
-        return {"looker": looker}
+        """The reference hub's fields, always all of them (`ActionResponse.asJson`)."""
+        return {
+            "looker": {
+                "success": self.success,
+                "message": self.message,
+                "refresh_query": False,
+                "validation_errors": dict(self.validation_errors),
+            }
+        }
+
+
+def form_error_body(message: str) -> dict[str, Any]:
+    """A form that cannot be shown: the reference form contract (`ActionForm.asJson`), sent with
+    HTTP 200. Looker shows a non-2xx form answer only as a raw "Could not send webhook" error."""
+    return {"error": message, "fields": []}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ OBJECT_NAME_FIELDS = frozenset(
     {"subject", "date", "time", "timestamp", "title", "plan_id", "webhook_id", "uid"}
 )
 DEFAULT_OBJECT_NAME_TEMPLATE = "{subject}/{date}/{title}_{timestamp}.xlsx"
+# With the form's overwrite=yes: a fixed path, replaced by each export.
+DEFAULT_OVERWRITE_NAME_TEMPLATE = "{subject}/{title}.xlsx"
+USER_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
@@ -165,10 +168,24 @@ class CommonSettings:
         return f"{type(self).__name__}(...)"
 
 
+def _user_buckets_attribute(reader: _Reader) -> str | None:
+    """USER_BUCKETS_ATTRIBUTE: the Looker user attribute listing each user's buckets (optional)."""
+    name = reader.text("USER_BUCKETS_ATTRIBUTE")
+    if name is not None and not USER_ATTRIBUTE.match(name):
+        reader.fail(
+            "USER_BUCKETS_ATTRIBUTE",
+            f"must be a Looker user attribute name (letters, digits, '_'), got {name!r}",
+        )
+        return None
+    return name
+
+
 @dataclass(frozen=True, repr=False)
 class ListSettings(CommonSettings):
     form_url: str
     execute_url: str
+    download_hosts: tuple[str, ...] = ()  # url delivery is offered only when set
+    user_buckets_attribute: str | None = None
 
     @classmethod
     def read(cls, reader: _Reader) -> ListSettings:
@@ -179,6 +196,8 @@ class ListSettings(CommonSettings):
             max_request_bytes=max_request_bytes,
             form_url=form_url,
             execute_url=execute_url,
+            download_hosts=reader.csv_list("LOOKER_DOWNLOAD_HOSTS"),
+            user_buckets_attribute=_user_buckets_attribute(reader),
         )
 
 
@@ -213,6 +232,7 @@ def _buckets(reader: _Reader) -> tuple[str, ...]:
 @dataclass(frozen=True, repr=False)
 class FormSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
+    user_buckets_attribute: str | None = None
 
     @classmethod
     def read(cls, reader: _Reader) -> FormSettings:
@@ -220,6 +240,7 @@ class FormSettings(CommonSettings):
             token=_token(reader),
             max_request_bytes=_max_request_bytes(reader),
             allowed_buckets=_buckets(reader),
+            user_buckets_attribute=_user_buckets_attribute(reader),
         )
 
 
@@ -244,22 +265,30 @@ def _encryption_key(reader: _Reader) -> bytes:
     return key
 
 
-def _template(reader: _Reader) -> str:
-    template = reader.text("OBJECT_NAME_TEMPLATE") or DEFAULT_OBJECT_NAME_TEMPLATE
+def _template(reader: _Reader, setting: str, default: str) -> str:
+    template = reader.text(setting) or default
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
-        reader.fail("OBJECT_NAME_TEMPLATE", f"is not a valid template ({exc})")
-        return DEFAULT_OBJECT_NAME_TEMPLATE
+        reader.fail(setting, f"is not a valid template ({exc})")
+        return default
     unknown = names - OBJECT_NAME_FIELDS
     if unknown:
         reader.fail(
-            "OBJECT_NAME_TEMPLATE",
-            f"unknown field(s) {sorted(unknown)}; known: {sorted(OBJECT_NAME_FIELDS)}",
+            setting, f"unknown field(s) {sorted(unknown)}; known: {sorted(OBJECT_NAME_FIELDS)}"
         )
     if not template.endswith(".xlsx"):
-        reader.fail("OBJECT_NAME_TEMPLATE", "must end with .xlsx")
+        # .xlsx stands for the stored file's own extension (.csv or .zip with output=original).
+        reader.fail(setting, "must end with .xlsx")
     return template
+
+
+def _function_timeout(reader: _Reader) -> float | None:
+    """FUNCTION_TIMEOUT_SECONDS: the platform's timeout, which deploy.sh sets to what it deploys
+    with; unset (a local run), no soft deadline but the download's own."""
+    if reader.text("FUNCTION_TIMEOUT_SECONDS") is None:
+        return None
+    return float(reader.integer("FUNCTION_TIMEOUT_SECONDS", 540, minimum=1, maximum=3600))
 
 
 def _topic(reader: _Reader) -> str:
@@ -360,6 +389,9 @@ class ExecuteSettings(CommonSettings):
     xlsx_compression_level: int
     limits: Limits = field(default_factory=Limits)
     smtp: SmtpSettings | None = None  # None: no e-mail notice
+    overwrite_name_template: str = DEFAULT_OVERWRITE_NAME_TEMPLATE
+    user_buckets_attribute: str | None = None
+    function_timeout: float | None = None  # seconds; the soft deadline is set below it
 
     @classmethod
     def read(cls, reader: _Reader) -> ExecuteSettings:
@@ -396,7 +428,14 @@ class ExecuteSettings(CommonSettings):
             pubsub_topic=_topic(reader),
             download_hosts=reader.csv_list("LOOKER_DOWNLOAD_HOSTS"),
             allow_http_downloads=reader.flag("ALLOW_HTTP_DOWNLOADS"),
-            object_name_template=_template(reader),
+            object_name_template=_template(
+                reader, "OBJECT_NAME_TEMPLATE", DEFAULT_OBJECT_NAME_TEMPLATE
+            ),
+            overwrite_name_template=_template(
+                reader, "OVERWRITE_NAME_TEMPLATE", DEFAULT_OVERWRITE_NAME_TEMPLATE
+            ),
+            user_buckets_attribute=_user_buckets_attribute(reader),
+            function_timeout=_function_timeout(reader),
             upload_chunk_bytes=chunk,
             xlsx_compression_level=reader.integer(
                 "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9

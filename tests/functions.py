@@ -30,3 +30,19 @@ def looker_headers(token: str = TOKEN, **extra: str) -> dict[str, str]:
     headers["Authorization"] = f'Token token="{token}"'
     headers.update(extra)
     return headers
+
+
+def looker_answer(
+    success: bool, message: str, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The `looker` object of an execute answer, with every field the reference hub sends."""
+    return {
+        "success": success,
+        "message": message,
+        "refresh_query": False,
+        "validation_errors": errors or {},
+    }
+
+
+# The form's fields, in order, as a user sees them.
+FORM_FIELDS = ["bucket", "subject_name", "email", "output", "filename", "overwrite"]

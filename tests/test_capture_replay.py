@@ -347,9 +347,13 @@ class TestCaptureDirSetting:
     ) -> None:
         monkeypatch.setenv("LOOKER_ACTION_TOKEN", TOKEN)
         monkeypatch.setenv("CAPTURE_DIR", "relative/dir")
-        response = app("action_form").test_client().post("/", json={}, headers=looker_headers())
+        response = app("action_execute").test_client().post("/", json={}, headers=looker_headers())
         assert response.status_code == 500
         assert "CAPTURE_DIR" in response.get_json()["looker"]["message"]
+        # The form answers its own contract: HTTP 200, the error for Looker to show.
+        response = app("action_form").test_client().post("/", json={}, headers=looker_headers())
+        assert response.status_code == 200
+        assert "CAPTURE_DIR" in response.get_json()["error"]
 
     def test_unset_means_no_capture(self) -> None:
         loaded = settings.load(FormSettings.read, {})

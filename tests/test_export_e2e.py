@@ -29,7 +29,7 @@ from tests.export_support import (
     sheets_by_calamine,
     url_body,
 )
-from tests.functions import TOKEN, looker_headers, payload
+from tests.functions import FORM_FIELDS, TOKEN, looker_headers, payload
 
 import storage
 
@@ -209,7 +209,7 @@ def test_over_a_real_socket_from_staged_bundles(world: Deployment, tmp_path: Any
             assert integration["url"] == f"{hub_url}/execute"
         status, fields = post(integration["form_url"], payload("form.json")["body"])
         assert status == 200
-        assert [f["name"] for f in fields] == ["bucket", "subject_name", "email"]
+        assert [f["name"] for f in fields] == FORM_FIELDS
         url = world.downloads.add(sample_zip(), "weekly_sales.zip")
         status, answer = post(integration["url"], url_body(world, url))
         assert status == 200 and answer["looker"]["success"] is True, answer

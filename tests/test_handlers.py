@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from tests.functions import FUNCTIONS, TOKEN, app, looker_headers, payload
+from tests.functions import (
+    FORM_FIELDS,
+    FUNCTIONS,
+    TOKEN,
+    app,
+    looker_answer,
+    looker_headers,
+    payload,
+)
 
 FORM_URL = "https://us-central1-acme.cloudfunctions.net/action_form"
 EXECUTE_URL = "https://us-central1-acme.cloudfunctions.net/action_execute"
@@ -43,10 +51,9 @@ class TestTokenCheck:
     def test_missing_header_is_401(self, function: str) -> None:
         response = app(function).test_client().post("/", json={})
         assert response.status_code == 401
-        assert looker(response.get_json()) == {
-            "success": False,
-            "message": "Missing or malformed Authorization header",
-        }
+        assert looker(response.get_json()) == looker_answer(
+            False, "Missing or malformed Authorization header"
+        )
 
     @pytest.mark.parametrize("header", ["", "Bearer x", f"Token {TOKEN}", f"Token token={TOKEN}"])
     def test_malformed_header_is_401(self, function: str, header: str) -> None:
@@ -118,11 +125,13 @@ class TestList:
         (integration,) = response.get_json()["integrations"]
         assert integration["url"] == EXECUTE_URL
         assert integration["form_url"] == FORM_URL
-        assert integration["supported_action_types"] == ["dashboard"]
-        assert integration["supported_formats"] == ["csv_zip"]
+        assert integration["supported_action_types"] == ["dashboard", "query"]
+        assert integration["supported_formats"] == ["csv_zip", "csv"]
         assert integration["supported_formattings"] == ["unformatted"]
         assert integration["supported_visualization_formattings"] == ["noapply"]
-        assert integration["supported_download_settings"] == ["push", "url"]
+        # No LOOKER_DOWNLOAD_HOSTS: url delivery would fail every time, so it is not offered.
+        assert integration["supported_download_settings"] == ["push"]
+        assert integration["params"] == []
         assert integration["name"] and integration["label"] and integration["description"]
         png = base64.b64decode(integration["icon_data_uri"].removeprefix("data:image/png;base64,"))
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) < 10_000
@@ -159,7 +168,7 @@ class TestForm:
 
     def test_free_text_bucket_without_allow_list(self) -> None:
         fields = self.fields()
-        assert list(fields) == ["bucket", "subject_name", "email"]
+        assert list(fields) == FORM_FIELDS
         assert fields["bucket"]["type"] == "string" and fields["bucket"]["required"] is True
         assert fields["subject_name"]["required"] is True
         assert fields["email"]["required"] is False
@@ -175,8 +184,10 @@ class TestForm:
     def test_bad_allow_list_is_a_configuration_error(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("ALLOWED_BUCKETS", "Not A Bucket")
         response = app("action_form").test_client().post("/", json={}, headers=looker_headers())
-        assert response.status_code == 500
-        assert "ALLOWED_BUCKETS" in looker(response.get_json())["message"]
+        # The form contract: HTTP 200 with an error Looker shows the user (not a webhook error).
+        assert response.status_code == 200
+        answer = response.get_json()
+        assert answer["fields"] == [] and "ALLOWED_BUCKETS" in answer["error"]
 
 
 @pytest.mark.usefixtures("configured")
@@ -186,11 +197,11 @@ class TestExecuteParsing:
         [
             (b"{not json", "not valid JSON"),
             (b"[1, 2]", "must be a JSON object"),
-            (b'{"type": "cell"}', "exports dashboards"),
+            (b'{"type": "cell"}', "does not take requests of type 'cell'"),
             (b'{"type": "bogus"}', "Unknown action type"),
             (b'{"form_params": ["a"]}', "'form_params' must be an object"),
             (b'{"scheduled_plan": "x"}', "'scheduled_plan' must be an object"),
-            (b'{"attachment": {"data": 5}}', "'attachment.data' must be a base64 string"),
+            (b'{"attachment": {"data": 5}}', "'attachment.data' must be a string"),
         ],
     )
     def test_bad_bodies_get_a_looker_answer(self, body: bytes, fragment: str) -> None:

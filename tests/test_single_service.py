@@ -56,7 +56,16 @@ from tests.export_support import (
     single_app,
     url_body,
 )
-from tests.functions import FUNCTIONS, ROOT, TOKEN, app, looker_headers, payload
+from tests.functions import (
+    FORM_FIELDS,
+    FUNCTIONS,
+    ROOT,
+    TOKEN,
+    app,
+    looker_answer,
+    looker_headers,
+    payload,
+)
 from tests.gunicorn_server import GunicornService, dockerfile_cmd, stage_single
 
 BASE = "https://looker-action-123456789.europe-west1.run.app"
@@ -103,7 +112,7 @@ class TestRoutes:
         for path in ("/form", "/form/"):
             response = client.post(path, json=body, headers=looker_headers())
             assert response.status_code == 200, path
-            assert [f["name"] for f in response.get_json()] == ["bucket", "subject_name", "email"]
+            assert [f["name"] for f in response.get_json()] == FORM_FIELDS
 
     @pytest.mark.parametrize("function", FUNCTIONS)
     @pytest.mark.parametrize(
@@ -149,10 +158,9 @@ class TestRoutes:
         for path in ("/nope", "/execute/more", "/form.json"):
             response = client.post(path, json={}, headers=looker_headers())
             assert response.status_code == 404, path
-            assert looker(response) == {
-                "success": False,
-                "message": "Not found: this action serves /, /form and /execute",
-            }
+            assert looker(response) == looker_answer(
+                False, "Not found: this action serves /, /form and /execute"
+            )
         (line, *_) = log_lines(capsys.readouterr().out)
         assert line["severity"] == "WARNING" and line["status"] == 404
 
@@ -176,7 +184,7 @@ class TestRoutes:
         assert listing.status_code == 200
         assert listing.get_json()["integrations"][0]["form_url"] == f"{BASE}/form"
         form = served.post("/form", json=payload("form.json")["body"], headers=looker_headers())
-        assert [f["name"] for f in form.get_json()] == ["bucket", "subject_name", "email"]
+        assert [f["name"] for f in form.get_json()] == FORM_FIELDS
         assert served.post("/execute", json={}, headers=looker_headers("x" * 20)).status_code == 403
         assert served.post("/nope", json={}, headers=looker_headers()).status_code == 404
 

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from shared.errors import ActionError
+from shared.integration import CONTENT
 from shared.looker import ActionRequest, Attachment, ScheduledPlan
 
 import download
@@ -97,6 +98,9 @@ class TestTiles:
             read(bomb)
 
 
+DASHBOARD, LOOK = CONTENT
+
+
 class TestSource:
     def test_pushed_attachment_decodes_in_slices(self) -> None:
         data = make_zip({"a.csv": random.Random(1).randbytes(1_000_000)})
@@ -104,23 +108,23 @@ class TestSource:
             type="dashboard",
             attachment=Attachment("application/zip;base64", "zip", base64.b64encode(data).decode()),
         )
-        chunks = list(source.zip_chunks(request, policy()))
+        chunks = list(source.chunks(request, DASHBOARD, policy()))
         assert len(chunks) > 1 and b"".join(chunks) == data
 
     def test_bad_base64(self) -> None:
         request = ActionRequest(attachment=Attachment("application/zip;base64", "zip", "@@@@"))
         with pytest.raises(source.SourceError, match="not valid base64"):
-            list(source.zip_chunks(request, policy()))
+            list(source.chunks(request, DASHBOARD, policy()))
 
     def test_wrong_mimetype(self) -> None:
         request = ActionRequest(attachment=Attachment("text/csv;base64", "csv", "YQ=="))
         with pytest.raises(source.SourceError, match="Expected a csv_zip"):
-            source.zip_chunks(request, policy())
+            source.chunks(request, DASHBOARD, policy())
 
     def test_neither_attachment_nor_url(self) -> None:
         with pytest.raises(source.SourceError, match="neither an attachment nor a download_url"):
-            source.zip_chunks(
-                ActionRequest(type="dashboard", scheduled_plan=ScheduledPlan()), policy()
+            source.chunks(
+                ActionRequest(type="dashboard", scheduled_plan=ScheduledPlan()), DASHBOARD, policy()
             )
 
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from tests.emulator_fixtures import PROJECT
 from tests.export_support import Deployment
-from tests.functions import app, looker_headers
+from tests.functions import app, looker_answer, looker_headers
 
 WEBHOOK_ID = "6f1e0c7a9b2d4e8f"  # what the sample Looker headers carry
 
@@ -109,9 +109,7 @@ def assert_refused(
     log: str | None = None,
 ) -> None:
     """Looker is told exactly `message`; the admin sees one line saying so, with the status."""
-    expected: dict[str, Any] = {"success": False, "message": message}
-    if errors is not None:
-        expected["validation_errors"] = errors
+    expected = looker_answer(False, message, errors)
     assert (answer.status, answer.looker) == (status, expected)
     line = answer.line(log or f"failed: {message}")
     assert line["severity"] == ("ERROR" if status >= 500 else "WARNING")
@@ -164,7 +162,7 @@ def assert_exported(world: Deployment, answer: Answer, sheets: int, rows: int) -
     assert answer.status == 200, answer.looker
     (name,) = world.objects()
     summary = f"gs://{world.bucket}/{name} ({sheets} sheets, {rows} rows)"
-    assert answer.looker == {"success": True, "message": summary}
+    assert answer.looker == looker_answer(True, summary)
     line = answer.line(f"exported {summary}")
     assert (line["severity"], line["webhook_id"]) == ("INFO", WEBHOOK_ID)
     ((message, attributes),) = world.messages()

@@ -162,8 +162,11 @@ class TestBody:
     @pytest.mark.parametrize(
         ("action_type", "message"),
         [
-            ("query", "This action exports dashboards, not a query"),
-            ("cell", "This action exports dashboards, not a cell"),
+            (
+                "cell",
+                "This action does not take requests of type 'cell'; it takes dashboard "
+                "(csv_zip), query (csv)",
+            ),
             ("Dashboard", "Unknown action type 'Dashboard'"),
             (7, "Unknown action type '7'"),
         ],
@@ -188,7 +191,7 @@ class TestBody:
             body["form_params"] = form_params
         answer = call(watch, body)
         errors = {
-            "bucket": "Choose the bucket to save the workbook in",
+            "bucket": "Choose the bucket to save the file in",
             "subject_name": "Give the export a subject name; it names the folder",
         }
         message = "; ".join(f"{k}: {v}" for k, v in errors.items())
@@ -210,7 +213,7 @@ class TestBody:
         assert_refused(
             answer,
             400,
-            "The request carries no dashboard data: neither an attachment nor a download_url "
-            "(send the dashboard as a CSV zip file)",
+            "The request carries no data for the dashboard: neither an attachment nor a "
+            "download_url (send it as csv_zip)",
         )
         assert_nothing_stored(world, gcs_untouched=True)

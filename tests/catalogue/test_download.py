@@ -133,7 +133,7 @@ class TestRefusedUrls:
             watch,
             world.downloads.url + SECRET_PATH,
             400,
-            "Download URLs are not enabled: the admin must list Looker's host in "
+            "Download URLs are not enabled: the admin must list Looker's host (127.0.0.1) in "
             "LOOKER_DOWNLOAD_HOSTS",
         )
 

@@ -42,8 +42,8 @@ def refused_field(world: Deployment, watch: Watch, field: str, value: Any, probl
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        (None, "Choose the bucket to save the workbook in"),
-        ("   ", "Choose the bucket to save the workbook in"),
+        (None, "Choose the bucket to save the file in"),
+        ("   ", "Choose the bucket to save the file in"),
         (
             "Bad Bucket!",
             "'Bad Bucket!' is not a valid bucket name (3-63 lowercase letters, digits, '-' or '_')",

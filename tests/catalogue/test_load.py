@@ -30,7 +30,7 @@ from localdev.csek_proxy import key_sha256_b64
 from tests.catalogue.support import Watch, served
 from tests.emulator_fixtures import storage_client
 from tests.export_support import Deployment, push_body, sheets_by_calamine, url_body
-from tests.functions import looker_headers
+from tests.functions import looker_answer, looker_headers
 
 N = 20
 
@@ -97,10 +97,7 @@ def assert_no_cross_talk(
         assert name.startswith(f"subject-{i:02d}/") and name.split("/")[-1].startswith(
             f"Dashboard-{i:02d}_"
         )
-        assert looker == {
-            "success": True,
-            "message": f"gs://{world.bucket}/{name} (1 sheets, {rows} rows)",
-        }
+        assert looker == looker_answer(True, f"gs://{world.bucket}/{name} (1 sheets, {rows} rows)")
         assert message["subject_name"] == f"subject-{i:02d}"
         assert message["scheduled_plan_id"] == str(1000 + i)
         assert message["sheets"] == [{"name": f"Tile {i:02d}", "rows": rows}]

@@ -15,11 +15,12 @@ import pytest
 from localdev.functions import LocalFunctions
 from tests.catalogue.support import WEBHOOK_ID, Watch, assert_nothing_stored, served
 from tests.export_support import Deployment
-from tests.functions import looker_headers
+from tests.functions import looker_answer, looker_headers
 
 CAP = 4096
 TOO_LARGE = (
-    f"The request is larger than {CAP} bytes; use the 'url' download setting for large dashboards"
+    f"The request is larger than {CAP} bytes; use the 'url' download setting for large "
+    "dashboards and Looks"
 )
 
 
@@ -46,7 +47,7 @@ def answer_while_sending(port: int, first: bytes, body: bytes) -> tuple[int, dic
 
 
 def assert_413(watch: Watch, world: Deployment, status: int, document: dict[str, object]) -> None:
-    assert (status, document) == (413, {"looker": {"success": False, "message": TOO_LARGE}})
+    assert (status, document) == (413, {"looker": looker_answer(False, TOO_LARGE)})
     (line,) = [line for line in watch.lines() if line.get("status") == 413]
     assert line["message"] == "refused: body over the cap"
     assert (line["severity"], line["webhook_id"], line["cap"]) == ("WARNING", WEBHOOK_ID, CAP)
@@ -75,9 +76,7 @@ def test_refusals_before_the_body_never_read_it(world: Deployment, watch: Watch,
     first = head(port, {"Content-Length": str(1024**3), "Authorization": "Bearer x"})
     status, document = answer_while_sending(port, first, b"{" + b" " * 1023)
     assert status == 401
-    assert document == {
-        "looker": {"success": False, "message": "Missing or malformed Authorization header"}
-    }
+    assert document == {"looker": looker_answer(False, "Missing or malformed Authorization header")}
     (line,) = [line for line in watch.lines() if line.get("status") == 401]
     assert (line["severity"], line["webhook_id"]) == ("WARNING", WEBHOOK_ID)
     assert_nothing_stored(world, gcs_untouched=True)
@@ -98,7 +97,7 @@ def test_the_same_under_gunicorn_from_the_staged_bundle(
         over = head(port, {"Content-Length": str(1024**3)})
         assert answer_while_sending(port, over, b"{" + b" " * 1023) == (
             413,
-            {"looker": {"success": False, "message": TOO_LARGE}},
+            {"looker": looker_answer(False, TOO_LARGE)},
         )
         chunked = head(port, {"Transfer-Encoding": "chunked"})
         body = b"".join(b"400\r\n" + b" " * 1024 + b"\r\n" for _ in range(6))
