@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Usage: ./deploy.sh --project=PROJECT --topic=TOPIC [options]
 #
-# Deploys the Looker Action's three Cloud Functions (1st gen, python312, HTTP):
+# Deploys the Looker Action's three Cloud Functions (1st gen by default, or 2nd gen with
+# --gen2; python312, HTTP):
 #   1. stages each function with scripts/stage.sh into the build folder
 #      (function code + a copy of shared/ + requirements.txt)
 #   2. deploys action_form and action_execute, reads their trigger URLs with
 #      `gcloud functions describe ... --format='value(httpsTrigger.url)'`
+#      (2nd gen: 'value(serviceConfig.uri)')
 #   3. deploys action_list (the Action Hub listing) with ACTION_FORM_URL and
 #      ACTION_EXECUTE_URL set to those URLs
 # `gcloud functions deploy` creates or updates, and every setting is passed in
@@ -35,8 +37,15 @@
 #                            (unset: the form asks for any bucket name)
 #   --download-hosts=H1,H2   LOOKER_DOWNLOAD_HOSTS: hosts Looker's download URLs may
 #                            point at ("host", "host:port", "*.domain")
-#                            -> LOOKER_DOWNLOAD_HOSTS on action_execute
-#                            (unset: action_execute refuses every download)
+#                            -> LOOKER_DOWNLOAD_HOSTS on action_execute and action_list
+#                            (unset: action_execute refuses every download, and the
+#                            list offers Looker only push delivery)
+#   --user-buckets-attribute=NAME USER_BUCKETS_ATTRIBUTE: a Looker user attribute
+#                            holding each user's buckets (comma-separated); the list
+#                            binds a required param to it -> all three
+#   --allow-overwrite        ALLOW_OVERWRITE=1: the form offers "Overwrite: yes"
+#                            -> action_form and action_execute; --grant-iam then grants
+#                            roles/storage.objectUser (replacing deletes the old object)
 #   --object-name-template=T OBJECT_NAME_TEMPLATE: optional
 #                            -> OBJECT_NAME_TEMPLATE on action_execute
 #   --smtp-host=HOST         SMTP_HOST: turns the e-mail notice on (README "E-mail
@@ -62,12 +71,18 @@
 #                            local-run ones (ALLOW_HTTP_DOWNLOADS, *_EMULATOR_HOST).
 #                            Their values are checked when an instance starts: a bad one
 #                            is logged and named in every 500 (README "Configuration").
+#   --gen2                   GEN2=1: deploy the three as 2nd gen functions (Cloud Run
+#                            functions): requests up to 32 MiB instead of 10 MB, and
+#                            timeouts up to 3600s instead of 540s
 #   --memory=SIZE            FUNCTION_MEMORY: action_list / action_form (default 256MB)
 #   --execute-memory=SIZE    EXECUTE_MEMORY: action_execute (default 512MB)
-#                            1st gen sizes: 128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB
+#                            1st gen sizes: 128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB;
+#                            2nd gen also takes e.g. 1Gi or 768Mi
 #   --timeout=SECONDS        FUNCTION_TIMEOUT: action_list / action_form (default 60s)
 #   --execute-timeout=SECONDS EXECUTE_TIMEOUT: action_execute (default 540s, the 1st gen
-#                            maximum)
+#                            maximum; with --gen2 3600s, the 2nd gen maximum), also
+#                            passed as FUNCTION_TIMEOUT_SECONDS: the export stops
+#                            cleanly shortly before it
 #   --build-dir=DIR          BUILD_DIR: where the functions are staged (default build/
 #                            at the repository root)
 #   --grant-iam              GRANT_IAM=1: also add the runtime service account's IAM
@@ -96,6 +111,9 @@
 #   - roles/pubsub.publisher on the topic only: publish the "export ready" message
 #   - with --smtp-password-secret: roles/secretmanager.secretAccessor on that secret
 #     only (it fills SMTP_PASSWORD at instance start, like the two above)
+#   - with --allow-overwrite: roles/storage.objectUser on each allowed bucket instead
+#     of objectCreator + objectViewer, because replacing an object deletes the old one
+#     (storage.objects.delete); without the option nothing is ever overwritten
 # Nothing else: no project-level roles, no storage.admin, no bucket-level reader
 # role (it never lists or reads bucket metadata); writing logs to stdout needs no role.
 # With --grant-iam the script runs, for ACCOUNT = serviceAccount:SERVICE_ACCOUNT:
@@ -157,11 +175,12 @@ STAGE="$ROOT/scripts/stage.sh"
 RUNTIME=python312
 GEN1_MEMORY=(128MB 256MB 512MB 1024MB 2048MB 4096MB 8192MB)
 GEN1_MAX_TIMEOUT=540
+GEN2_MAX_TIMEOUT=3600
 # What --execute-env may set: README's "Configuration" rows for action_execute that no option
 # of deploy.sh sets and that are not for local runs only.
 EXTRA_EXECUTE_SETTINGS=(MAX_REQUEST_BYTES MAX_DOWNLOAD_BYTES MAX_UNCOMPRESSED_BYTES MAX_ZIP_ENTRIES
   MAX_COMPRESSION_RATIO DOWNLOAD_TIMEOUT_SECONDS UPLOAD_CHUNK_BYTES XLSX_COMPRESSION_LEVEL
-  SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR)
+  SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR OVERWRITE_NAME_TEMPLATE)
 
 # ---------------------------------------------------------------- options
 project=${GOOGLE_CLOUD_PROJECT:-${PROJECT:-}}
@@ -174,6 +193,7 @@ key_secret=${KEY_SECRET:-gcs-encryption-key}
 allowed_buckets=${ALLOWED_BUCKETS:-}
 download_hosts=${LOOKER_DOWNLOAD_HOSTS:-}
 object_name_template=${OBJECT_NAME_TEMPLATE:-}
+user_buckets_attribute=${USER_BUCKETS_ATTRIBUTE:-}
 smtp_host=${SMTP_HOST:-}
 smtp_port=${SMTP_PORT:-}
 smtp_from=${SMTP_FROM:-}
@@ -185,7 +205,7 @@ execute_env_args=() # --execute-env KEY=VALUE, in the order given
 memory=${FUNCTION_MEMORY:-256MB}
 execute_memory=${EXECUTE_MEMORY:-512MB}
 timeout=${FUNCTION_TIMEOUT:-60s}
-execute_timeout=${EXECUTE_TIMEOUT:-540s}
+execute_timeout=${EXECUTE_TIMEOUT:-}
 build_dir=${BUILD_DIR:-}
 service=${SERVICE_NAME:-looker-action}
 service_memory=${SERVICE_MEMORY:-2Gi}
@@ -195,7 +215,11 @@ SERVICE_THREADS=4 # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.
 dry_run=0
 grant_iam=0
 single=0
+gen2=0
+allow_overwrite=0
 if truthy "${DRY_RUN:-0}"; then dry_run=1; fi
+if truthy "${GEN2:-0}"; then gen2=1; fi
+if truthy "${ALLOW_OVERWRITE:-0}"; then allow_overwrite=1; fi
 if truthy "${GRANT_IAM:-0}"; then grant_iam=1; fi
 if truthy "${SINGLE:-0}"; then single=1; fi
 given=() # options given as flags (not from the environment)
@@ -213,6 +237,7 @@ set_option() { # FLAG VALUE
     --allowed-buckets) allowed_buckets=$2 ;;
     --download-hosts) download_hosts=$2 ;;
     --object-name-template) object_name_template=$2 ;;
+    --user-buckets-attribute) user_buckets_attribute=$2 ;;
     --smtp-host) smtp_host=$2 ;;
     --smtp-port) smtp_port=$2 ;;
     --smtp-from) smtp_from=$2 ;;
@@ -241,14 +266,17 @@ while (($#)); do
     --dry-run) dry_run=1 ;;
     --grant-iam) grant_iam=1 ;;
     --single) single=1 ;;
-    --dry-run=* | --grant-iam=* | --single=*) die "${1%%=*} takes no value" ;;
+    --gen2) gen2=1 ;;
+    --allow-overwrite) allow_overwrite=1 ;;
+    --dry-run=* | --grant-iam=* | --single=* | --gen2=* | --allow-overwrite=*)
+      die "${1%%=*} takes no value" ;;
     --*=*) set_option "${1%%=*}" "${1#*=}" ;;
     --*)
       if (($# < 2)) || [[ $2 == --* ]]; then
         case $1 in
           --project | --topic | --region | --service-account | --prefix | --token-secret | \
             --key-secret | --allowed-buckets | --download-hosts | --object-name-template | \
-            --smtp-host | --smtp-port | --smtp-from | --smtp-user | --smtp-password-secret | \
+            --user-buckets-attribute | --smtp-host | --smtp-port | --smtp-from | --smtp-user | --smtp-password-secret | \
             --execute-env | --memory | --execute-memory | --timeout | --execute-timeout | \
             --build-dir | --service | --service-memory | --service-cpu | --service-timeout)
             die "$1 needs a value" ;;
@@ -294,13 +322,21 @@ done
 check_memory() { # FLAG VALUE
   local m
   for m in "${GEN1_MEMORY[@]}"; do [[ $2 == "$m" ]] && return 0; done
-  die "$1 '$2' is not a 1st gen memory size (one of: ${GEN1_MEMORY[*]})"
+  if ((gen2)); then
+    [[ $2 =~ ^[1-9][0-9]*(Mi|Gi|MB|GB)$ ]] && return 0
+    die "$1 '$2' is not a memory size (e.g. 512MB, 768Mi, 1Gi)"
+  fi
+  die "$1 '$2' is not a 1st gen memory size (one of: ${GEN1_MEMORY[*]}; --gen2 takes others)"
 }
 was_given() { # FLAG
   local g
   for g in "${given[@]}"; do [[ $g == "$1" ]] && return 0; done
   return 1
 }
+if ((single && gen2)); then die "--gen2 applies to the three functions; --single is already a Cloud Run service"; fi
+if [[ -n $user_buckets_attribute && ! $user_buckets_attribute =~ ^[A-Za-z0-9_]{1,255}$ ]]; then
+  die "--user-buckets-attribute '$user_buckets_attribute' is not a Looker user attribute name (letters, digits, '_')"
+fi
 for flag in --prefix --memory --execute-memory --timeout --execute-timeout; do
   if ((single)) && was_given "$flag"; then
     die "$flag applies to the three functions, not to --single (see --service-memory, --service-timeout)"
@@ -330,10 +366,15 @@ check_memory --execute-memory "$execute_memory"
 
 normal_timeout() { # FLAG VALUE -> prints Ns
   [[ $2 =~ ^([0-9]+)s?$ ]] || die "$1 '$2' must be a number of seconds, e.g. 60s"
-  local s=$((10#${BASH_REMATCH[1]}))
-  ((s >= 1 && s <= GEN1_MAX_TIMEOUT)) || die "$1 '$2' must be between 1s and ${GEN1_MAX_TIMEOUT}s (1st gen maximum)"
+  local s=$((10#${BASH_REMATCH[1]})) max=$GEN1_MAX_TIMEOUT what="1st gen maximum; --gen2 allows ${GEN2_MAX_TIMEOUT}s"
+  if ((gen2)); then max=$GEN2_MAX_TIMEOUT what="2nd gen maximum"; fi
+  ((s >= 1 && s <= max)) || die "$1 '$2' must be between 1s and ${max}s ($what)"
   printf '%ss' "$s"
 }
+if [[ -z $execute_timeout ]]; then
+  execute_timeout="${GEN1_MAX_TIMEOUT}s"
+  if ((gen2)); then execute_timeout="${GEN2_MAX_TIMEOUT}s"; fi
+fi
 timeout=$(normal_timeout --timeout "$timeout")
 execute_timeout=$(normal_timeout --execute-timeout "$execute_timeout")
 
@@ -421,6 +462,9 @@ own_option_of() { # NAME
     ALLOWED_BUCKETS) echo --allowed-buckets ;;
     LOOKER_DOWNLOAD_HOSTS) echo --download-hosts ;;
     OBJECT_NAME_TEMPLATE) echo --object-name-template ;;
+    USER_BUCKETS_ATTRIBUTE) echo --user-buckets-attribute ;;
+    ALLOW_OVERWRITE) echo --allow-overwrite ;;
+    FUNCTION_TIMEOUT_SECONDS) echo "--execute-timeout (--service-timeout with --single)" ;;
     LOOKER_ACTION_TOKEN | LOOKER_ACTION_TOKEN_SECRET | header) echo --token-secret ;;
     GCS_ENCRYPTION_KEY | GCS_ENCRYPTION_KEY_SECRET | file_encryption_key) echo --key-secret ;;
     SMTP_HOST) echo --smtp-host ;;
@@ -528,7 +572,7 @@ deploy() {
   local env_flag=--clear-env-vars
   if ((${#env[@]})); then env_flag="--set-env-vars=$(join_dict "${env[@]}")"; fi
   run gcloud functions deploy "$(fn_name "$fn")" \
-    --no-gen2 \
+    "$GEN_FLAG" \
     --region="$region" \
     --project="$project" \
     --runtime="$RUNTIME" \
@@ -569,12 +613,13 @@ read_url() { # NAME WHAT PLACEHOLDER COMMAND...   (WHAT: "https URL", in the err
 # functions/gen2 property is pinned to false (CLOUDSDK_FUNCTIONS_GEN2, exported
 # below) so that describe reads the v1 resource even if the user's gcloud config
 # says gen2 (describe's own --no-gen2 flag is hidden/undocumented).
+# With --gen2, the v2 resource and its serviceConfig.uri (the property pinned to true).
 trigger_url() {
   local name
   name=$(fn_name "$1")
   read_url "$name" "https trigger URL" "https://$region-$project.cloudfunctions.net/$name" \
     gcloud functions describe "$name" --region="$region" --project="$project" \
-    '--format=value(httpsTrigger.url)'
+    "--format=value($URL_FIELD)"
 }
 
 show_env() { # FUNCTION SECRETS-ITEMS... -- ENV-ITEMS...
@@ -597,8 +642,11 @@ grant_runtime_roles() {
     run gcloud secrets add-iam-policy-binding "$secret" --project="$project" \
       --member="$member" --role=roles/secretmanager.secretAccessor --condition=None --quiet
   done
+  local -a bucket_roles=(roles/storage.objectCreator roles/storage.objectViewer)
+  # Replacing an object deletes the old one: objectUser adds storage.objects.delete.
+  if ((allow_overwrite)); then bucket_roles=(roles/storage.objectUser); fi
   for b in "${buckets[@]}"; do
-    for role in roles/storage.objectCreator roles/storage.objectViewer; do
+    for role in "${bucket_roles[@]}"; do
       run gcloud storage buckets add-iam-policy-binding "gs://$b" \
         --member="$member" --role="$role" --condition=None --quiet
     done
@@ -702,16 +750,21 @@ deploy_single() {
 # ---------------------------------------------------------------- wiring
 token_ref="LOOKER_ACTION_TOKEN=$token_secret:latest"
 key_ref="GCS_ENCRYPTION_KEY=$key_secret:latest"
-allowed_env=() # ALLOWED_BUCKETS: action_form and action_execute alike
+allowed_env=() # ALLOWED_BUCKETS and who may use which: action_form and action_execute alike
 if ((${#buckets[@]})); then allowed_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")"); fi
+user_env=() # USER_BUCKETS_ATTRIBUTE: all three (the list binds the param to it)
+if [[ -n $user_buckets_attribute ]]; then user_env+=("USER_BUCKETS_ATTRIBUTE=$user_buckets_attribute"); fi
+allowed_env+=("${user_env[@]}")
+if ((allow_overwrite)); then allowed_env+=("ALLOW_OVERWRITE=1"); fi
+hosts_env=() # LOOKER_DOWNLOAD_HOSTS: execute fetches; the list offers url delivery only with it
+if ((${#hosts[@]})); then hosts_env+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
 
 # Sets EXECUTE_SECRETS and EXECUTE_ENV: what action_execute is given (and, with --single, the
 # one service, which adds only its own gunicorn sizing and URL).
 execute_settings() {
   EXECUTE_SECRETS=("$token_ref" "$key_ref")
   if [[ -n $smtp_secret ]]; then EXECUTE_SECRETS+=("SMTP_PASSWORD=$smtp_secret:latest"); fi
-  EXECUTE_ENV=("PUBSUB_TOPIC=$topic" "${allowed_env[@]}")
-  if ((${#hosts[@]})); then EXECUTE_ENV+=("LOOKER_DOWNLOAD_HOSTS=$(join_comma "${hosts[@]}")"); fi
+  EXECUTE_ENV=("PUBSUB_TOPIC=$topic" "${allowed_env[@]}" "${hosts_env[@]}")
   if [[ -n $object_name_template ]]; then EXECUTE_ENV+=("OBJECT_NAME_TEMPLATE=$object_name_template"); fi
   if [[ -n $smtp_host ]]; then
     EXECUTE_ENV+=("SMTP_HOST=$smtp_host" "SMTP_FROM=$smtp_from")
@@ -719,6 +772,10 @@ execute_settings() {
     if [[ -n $smtp_user ]]; then EXECUTE_ENV+=("SMTP_USER=$smtp_user"); fi
   fi
   EXECUTE_ENV+=("${extra_env[@]}")
+  # The platform's timeout: the export stops cleanly shortly before it (README "Size and time").
+  local limit=$execute_timeout
+  if ((single)); then limit=$service_timeout; fi
+  EXECUTE_ENV+=("FUNCTION_TIMEOUT_SECONDS=${limit%s}")
 }
 execute_settings
 if ((single)); then
@@ -726,16 +783,18 @@ if ((single)); then
   exit 0
 fi
 
-export CLOUDSDK_FUNCTIONS_GEN2=false
+GEN_FLAG=--no-gen2 URL_FIELD=httpsTrigger.url CLOUDSDK_FUNCTIONS_GEN2=false
+if ((gen2)); then GEN_FLAG=--gen2 URL_FIELD=serviceConfig.uri CLOUDSDK_FUNCTIONS_GEN2=true; fi
+export CLOUDSDK_FUNCTIONS_GEN2
 if ((dry_run)); then
   echo "# deploy.sh --dry-run: nothing is staged or deployed; these are the commands."
-  echo "export CLOUDSDK_FUNCTIONS_GEN2=false"
+  echo "export CLOUDSDK_FUNCTIONS_GEN2=$CLOUDSDK_FUNCTIONS_GEN2"
 fi
 echo "# project $project, region $region, runtime service account $service_account"
 show_env action_form "$token_ref" -- "${allowed_env[@]}"
 show_env action_execute "${EXECUTE_SECRETS[@]}" -- "${EXECUTE_ENV[@]}"
 show_env action_list "$token_ref" -- "ACTION_FORM_URL=(URL of $(fn_name action_form))" \
-  "ACTION_EXECUTE_URL=(URL of $(fn_name action_execute))"
+  "ACTION_EXECUTE_URL=(URL of $(fn_name action_execute))" "${hosts_env[@]}" "${user_env[@]}"
 
 # ---------------------------------------------------------------- run
 if ((grant_iam)); then grant_runtime_roles; fi
@@ -754,7 +813,7 @@ form_url=$URL
 trigger_url action_execute
 execute_url=$URL
 deploy action_list "$memory" "$timeout" "$token_ref" -- \
-  "ACTION_FORM_URL=$form_url" "ACTION_EXECUTE_URL=$execute_url"
+  "ACTION_FORM_URL=$form_url" "ACTION_EXECUTE_URL=$execute_url" "${hosts_env[@]}" "${user_env[@]}"
 trigger_url action_list
 hub_url=$URL
 

@@ -145,7 +145,7 @@ def _store(
             raise
         except Exception as exc:
             if storage.is_storage_failure(exc):
-                raise storage.upload_error(exc, order.bucket) from None
+                raise storage.upload_error(exc, order.bucket, replace=order.overwrite) from None
             raise
         if sheets is not None:
             fields.update(sheets=len(sheets), rows=sum(s.rows for s in sheets))
@@ -214,7 +214,7 @@ def _store_under_a_free_name(
 
 def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
     deadline = Deadline.start(config.function_timeout)
-    order = order_from(request, config.allowed_buckets, config.user_buckets_attribute)
+    order = order_from(request, config)
     result = _store_under_a_free_name(request, order, config, deadline)
     stored = result.stored
     try:

@@ -9,6 +9,7 @@ from shared.buckets import bucket_name_problem, buckets_for_user
 from shared.errors import FormError
 from shared.integration import OUTPUTS, OVERWRITES, Content, content_for
 from shared.looker import ActionRequest
+from shared.settings import ExecuteSettings
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
 MAX_SUBJECT = 100
@@ -88,12 +89,19 @@ def _filename(value: str) -> str | None:
     return None
 
 
-def order_from(
-    request: ActionRequest, allowed_buckets: tuple[str, ...], user_buckets_attribute: str | None
-) -> ExportOrder:
+def _overwrite(value: str, allowed: bool) -> str | None:
+    if value == "yes" and not allowed:
+        return (
+            "Replacing objects is not enabled for this action: an admin turns it on with "
+            "ALLOW_OVERWRITE=1 (deploy.sh --allow-overwrite)"
+        )
+    return _choice(value, tuple(o.name for o in OVERWRITES))
+
+
+def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
     """Check the request; every wrong field is reported at once, keyed by its name."""
     content = content_for(request)
-    buckets = buckets_for_user(allowed_buckets, user_buckets_attribute, request.data)
+    buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
     params = {k: v.strip() for k, v in request.form_params.items()}
     bucket, subject = params.get("bucket", ""), params.get("subject_name", "")
     email = params.get("email", "")
@@ -105,7 +113,7 @@ def order_from(
         "email": _email(email),
         "output": _choice(output, tuple(o.name for o in OUTPUTS)),
         "filename": _filename(filename),
-        "overwrite": _choice(overwrite, tuple(o.name for o in OVERWRITES)),
+        "overwrite": _overwrite(overwrite, config.allow_overwrite),
     }
     errors = {k: v for k, v in problems.items() if v}
     if errors:

@@ -53,6 +53,8 @@ class NameTaken(StorageError):
 # What a 403 means, by what was being done: the role deploy.sh grants for it.
 _READ = ("read objects in", "roles/storage.objectViewer")
 _WRITE = ("create objects in", "roles/storage.objectCreator")
+# Replacing an object deletes the old one: storage.objects.delete, which objectCreator lacks.
+_REPLACE = ("replace objects in", "roles/storage.objectUser")
 
 
 @cache
@@ -155,7 +157,7 @@ class Destination:
             # A writer whose close failed still holds the data, and its finalizer calls close()
             # again when collected: that would upload a ghost object after we answered failure.
             _cancel(stream)
-            raise _explain(exc, self.bucket) from None
+            raise _explain(exc, self.bucket, _REPLACE if replace else _WRITE) from None
 
     def stored(self, name: str) -> StoredObject:
         blob = self._blob(name)
@@ -189,6 +191,6 @@ def is_storage_failure(exc: Exception) -> bool:
     return isinstance(exc, GoogleAPIError | InvalidResponse | requests.RequestException)
 
 
-def upload_error(exc: Exception, bucket: str) -> ActionError:
+def upload_error(exc: Exception, bucket: str, *, replace: bool = False) -> ActionError:
     """A storage client exception raised mid-stream, as a Looker-facing error."""
-    return _explain(exc, bucket)
+    return _explain(exc, bucket, _REPLACE if replace else _WRITE)

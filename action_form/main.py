@@ -24,7 +24,8 @@ http.log_start("action_form", LOADED)
 def handle(body: bytes, headers: Mapping[str, str], config: FormSettings) -> tuple[Any, int]:
     request = ActionRequest.parse(body, headers)  # a malformed request gets an error, not a form
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
-    return [f.to_json() for f in form_fields(buckets)], 200
+    fields = form_fields(buckets, allow_overwrite=config.allow_overwrite)
+    return [f.to_json() for f in fields], 200
 
 
 def action_form(request: flask.Request) -> flask.Response:

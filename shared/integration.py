@@ -164,9 +164,10 @@ def _bucket_field(buckets: tuple[str, ...]) -> FormField:
     )
 
 
-def form_fields(buckets: tuple[str, ...]) -> list[FormField]:
-    """`buckets`: the ones this user may choose from; empty means any (typed in)."""
-    return [
+def form_fields(buckets: tuple[str, ...], *, allow_overwrite: bool = False) -> list[FormField]:
+    """`buckets`: the ones this user may choose from; empty means any (typed in).
+    `allow_overwrite`: the admin let exports replace objects (ALLOW_OVERWRITE)."""
+    fields = [
         _bucket_field(buckets),
         FormField(
             name="subject_name",
@@ -193,6 +194,11 @@ def form_fields(buckets: tuple[str, ...]) -> list[FormField]:
             description="Optional: replaces the dashboard's or Look's title in the object name "
             "(the extension is added for you).",
         ),
+    ]
+    if not allow_overwrite:
+        return fields
+    return [
+        *fields,
         FormField(
             name="overwrite",
             label="Overwrite",

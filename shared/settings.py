@@ -233,6 +233,7 @@ def _buckets(reader: _Reader) -> tuple[str, ...]:
 class FormSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
     user_buckets_attribute: str | None = None
+    allow_overwrite: bool = False  # ALLOW_OVERWRITE: offer overwrite=yes (needs objects.delete)
 
     @classmethod
     def read(cls, reader: _Reader) -> FormSettings:
@@ -241,6 +242,7 @@ class FormSettings(CommonSettings):
             max_request_bytes=_max_request_bytes(reader),
             allowed_buckets=_buckets(reader),
             user_buckets_attribute=_user_buckets_attribute(reader),
+            allow_overwrite=reader.flag("ALLOW_OVERWRITE"),
         )
 
 
@@ -392,6 +394,7 @@ class ExecuteSettings(CommonSettings):
     overwrite_name_template: str = DEFAULT_OVERWRITE_NAME_TEMPLATE
     user_buckets_attribute: str | None = None
     function_timeout: float | None = None  # seconds; the soft deadline is set below it
+    allow_overwrite: bool = False
 
     @classmethod
     def read(cls, reader: _Reader) -> ExecuteSettings:
@@ -436,6 +439,7 @@ class ExecuteSettings(CommonSettings):
             ),
             user_buckets_attribute=_user_buckets_attribute(reader),
             function_timeout=_function_timeout(reader),
+            allow_overwrite=reader.flag("ALLOW_OVERWRITE"),
             upload_chunk_bytes=chunk,
             xlsx_compression_level=reader.integer(
                 "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9

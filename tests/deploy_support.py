@@ -92,7 +92,12 @@ with open(log, "a") as fh:
 opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
 state = log + ".services"
 services = json.load(open(state)) if os.path.exists(state) else {}
-if args[:2] == ["functions", "describe"]:
+if args[:2] == ["functions", "describe"] and record["gen2_property"] == "true":
+    # 2nd gen: the v2 resource, whose URL is serviceConfig.uri (a Cloud Run URL).
+    if "--format=value(serviceConfig.uri)" not in args:
+        sys.exit("fake gcloud: 2nd gen describe without --format=value(serviceConfig.uri)")
+    print("https://%s-x7k2q9abcd-%s.a.run.app" % (args[2].replace("_", "-"), opts["region"][:2]))
+elif args[:2] == ["functions", "describe"]:
     if "--format=value(httpsTrigger.url)" not in args:
         sys.exit("fake gcloud: describe without --format=value(httpsTrigger.url)")
     print("https://%s-%s.fake-gcf.test/%s" % (opts["region"], opts["project"], args[2]))

@@ -44,5 +44,5 @@ def looker_answer(
     }
 
 
-# The form's fields, in order, as a user sees them.
-FORM_FIELDS = ["bucket", "subject_name", "email", "output", "filename", "overwrite"]
+# The form's fields, in order, as a user sees them (`overwrite` too with ALLOW_OVERWRITE=1).
+FORM_FIELDS = ["bucket", "subject_name", "email", "output", "filename"]

@@ -226,8 +226,18 @@ def test_deploy_env_vars_survive_gcloud_delimiter_syntax(full: Any) -> None:
         "ALLOWED_BUCKETS": buckets,
         "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com,*.cloud.looker.com:19999",
         "OBJECT_NAME_TEMPLATE": "{subject}/{date}/{title}_{timestamp}.xlsx",
+        "FUNCTION_TIMEOUT_SECONDS": "540",  # = --timeout: the export stops cleanly before it
     }
-    assert set(env["action_list"]) == {"ACTION_FORM_URL", "ACTION_EXECUTE_URL"}
+    # The list offers url delivery only where execute may download.
+    assert set(env["action_list"]) == {
+        "ACTION_FORM_URL",
+        "ACTION_EXECUTE_URL",
+        "LOOKER_DOWNLOAD_HOSTS",
+    }
+    assert (
+        env["action_list"]["LOOKER_DOWNLOAD_HOSTS"]
+        == env["action_execute"]["LOOKER_DOWNLOAD_HOSTS"]
+    )
     # The installed gcloud's own parser reads the same values (when its library is there).
     real = real_gcloud_dicts(list(raw.values()))
     if real is not None:
@@ -240,6 +250,7 @@ def test_action_list_gets_the_urls_describe_returned(full: Any) -> None:
     assert env == {
         "ACTION_FORM_URL": f"https://{REGION}-{PROJECT}.fake-gcf.test/action_form",
         "ACTION_EXECUTE_URL": f"https://{REGION}-{PROJECT}.fake-gcf.test/action_execute",
+        "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com,*.cloud.looker.com:19999",
     }
 
 
@@ -280,7 +291,10 @@ def test_grant_iam_binds_only_the_named_resources(full: Any) -> None:
 def test_without_optional_lists_env_is_cleared_not_left_stale(minimal: Run) -> None:
     found = deploys(minimal)
     assert "--clear-env-vars" in found["action_form"]
-    assert gcloud_dict(found["action_execute"]["--set-env-vars"] or "") == {"PUBSUB_TOPIC": TOPIC}
+    assert gcloud_dict(found["action_execute"]["--set-env-vars"] or "") == {
+        "PUBSUB_TOPIC": TOPIC,
+        "FUNCTION_TIMEOUT_SECONDS": "540",
+    }
     assert not [a for a in minimal.argvs if command_path(a)[-1] == "add-iam-policy-binding"]
     assert "--allowed-buckets not given" in minimal.stderr
 
@@ -470,6 +484,7 @@ def test_smtp_settings_and_secret_reach_action_execute_only(smtp: tuple[Run, Run
         "PUBSUB_TOPIC": TOPIC,
         "ALLOWED_BUCKETS": "bucket-a,bucket-b",
         **SMTP_ENV,
+        "FUNCTION_TIMEOUT_SECONDS": "540",
     }
     assert gcloud_dict(found["action_execute"]["--set-secrets"] or "") == {
         "LOOKER_ACTION_TOKEN": "looker-action-token:latest",
@@ -656,6 +671,7 @@ def test_smtp_options_fall_back_to_the_environment(tmp_path: Path) -> None:
         "SMTP_PORT": "587",  # the flag wins
         "SMTP_FROM": "env@acme.example",
         "SMTP_USER": "env-user",
+        "FUNCTION_TIMEOUT_SECONDS": "540",
     }
     assert gcloud_dict(execute["--set-secrets"] or "")["SMTP_PASSWORD"] == "env-smtp-secret:latest"
 
@@ -956,3 +972,83 @@ def test_shellcheck_clean() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------ --gen2
+
+GEN2_ARGS = (
+    f"--project={PROJECT}",
+    f"--topic={TOPIC}",
+    "--gen2",
+    "--allowed-buckets=bucket-a",
+    "--download-hosts=acme.looker.com",
+    "--user-buckets-attribute=looker_export_buckets",
+    "--allow-overwrite",
+    "--execute-memory=1Gi",
+    "--grant-iam",
+)
+
+
+@pytest.fixture(scope="module")
+def gen2(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp = tmp_path_factory.mktemp("deploy-gen2")
+    run = run_deploy(make_fake_repo(tmp / "repo"), tmp, *GEN2_ARGS)
+    assert run.rc == 0, run.stderr
+    return run
+
+
+def test_gen2_deploys_cloud_run_functions_with_their_longer_timeout(gen2: Run) -> None:
+    found = deploys(gen2)
+    assert sorted(found) == sorted(FUNCTIONS)
+    for flags in found.values():
+        assert "--gen2" in flags and "--no-gen2" not in flags
+    assert found["action_execute"]["--timeout"] == "3600s"  # the 2nd gen maximum, by default
+    assert found["action_execute"]["--memory"] == "1Gi"
+    env = gcloud_dict(found["action_execute"]["--set-env-vars"] or "")
+    assert env["FUNCTION_TIMEOUT_SECONDS"] == "3600"
+    # describe reads the v2 resource: serviceConfig.uri, with the property pinned to true.
+    assert {c["gen2_property"] for c in gen2.calls} == {"true"}
+    listed = gcloud_dict(found["action_list"]["--set-env-vars"] or "")
+    assert listed["ACTION_EXECUTE_URL"] == "https://action-execute-x7k2q9abcd-us.a.run.app"
+    assert "https://action-list-x7k2q9abcd-us.a.run.app" in gen2.stdout
+
+
+def test_user_buckets_go_to_all_three_and_overwrite_to_form_and_execute(gen2: Run) -> None:
+    env = {n: gcloud_dict(f["--set-env-vars"] or "") for n, f in deploys(gen2).items()}
+    for name in FUNCTIONS:
+        assert env[name]["USER_BUCKETS_ATTRIBUTE"] == "looker_export_buckets", name
+    assert env["action_form"]["ALLOW_OVERWRITE"] == env["action_execute"]["ALLOW_OVERWRITE"] == "1"
+    assert "ALLOW_OVERWRITE" not in env["action_list"]
+    assert env["action_list"]["LOOKER_DOWNLOAD_HOSTS"] == "acme.looker.com"
+
+
+def test_overwrite_grants_object_user_instead_of_creator_and_viewer(gen2: Run) -> None:
+    grants = iam_grants(gen2.argvs, command_path, member=f"serviceAccount:{SA}")
+    assert {g for g in grants if g[0] == "storage"} == {
+        ("storage", "gs://bucket-a", "roles/storage.objectUser")
+    }
+
+
+def test_real_gcloud_parses_the_gen2_deploy(gen2: Run) -> None:
+    deploy_argvs = [a for a in gen2.argvs if command_path(a) == ("functions", "deploy")]
+    assert_real_gcloud_parses(deploy_argvs, "--zz-deploy-sh-parse-check")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--execute-timeout=900s",), "--gen2 allows 3600s"),
+        (("--gen2", "--execute-timeout=3601s"), "between 1s and 3600s (2nd gen maximum)"),
+        (("--gen2", "--single"), "--gen2 applies to the three functions"),
+        (("--execute-memory=1Gi",), "--gen2 takes others"),
+        (("--user-buckets-attribute=has space",), "not a Looker user attribute name"),
+        (("--execute-env=FUNCTION_TIMEOUT_SECONDS=5",), "use --execute-timeout"),
+        (("--gen2=1",), "--gen2 takes no value"),
+    ],
+)
+def test_gen2_and_new_options_are_checked(
+    args: tuple[str, ...], named: str, tmp_path: Path
+) -> None:
+    run = run_deploy(make_fake_repo(tmp_path / "repo"), tmp_path, *MINIMAL_ARGS, *args)
+    assert run.rc != 0 and named in run.stderr, run.stderr
+    assert run.calls == []

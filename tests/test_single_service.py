@@ -625,6 +625,7 @@ def test_first_deploy_then_sets_its_own_url(single_runs: Any) -> None:
         "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/xlsx-exports",
         "ALLOWED_BUCKETS": "bucket-a,bucket-b",
         "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com",
+        "FUNCTION_TIMEOUT_SECONDS": "3600",  # = --timeout: the export stops cleanly before it
         "WEB_CONCURRENCY": "1",
         "GUNICORN_THREADS": "4",
     }
@@ -794,6 +795,7 @@ def test_single_service_gets_the_smtp_settings_and_password_secret(
         "ALLOWED_BUCKETS": "bucket-a,bucket-b",
         "LOOKER_DOWNLOAD_HOSTS": "acme.looker.com",
         **SMTP_ENV,
+        "FUNCTION_TIMEOUT_SECONDS": "3600",
         "WEB_CONCURRENCY": "1",
         "GUNICORN_THREADS": "4",
     }
