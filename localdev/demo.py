@@ -151,11 +151,19 @@ def main() -> int:
             print(f"  {field['name']}: {field['label']} ({field['type']}) - {field['description']}")
 
         exports: list[str] = []
-        for delivery in ("push", "url"):
-            step(f"Looker: execute, dashboard delivered by {delivery}")
-            body = payload(f"execute_dashboard_{delivery}.json")["body"]
-            if delivery == "url":
-                body["scheduled_plan"]["download_url"] = looker.add(zip_bytes, "weekly_sales.zip")
+        look_csv = payload("execute_look_push.json")["body"]["attachment"]["data"].encode()
+        sends = {
+            "dashboard_push": None,
+            "dashboard_url": (zip_bytes, "weekly_sales.zip"),
+            "look_push": None,
+            "look_url": (look_csv, "revenue_by_region.csv"),
+        }
+        for send, download in sends.items():
+            kind, delivery = send.split("_")
+            step(f"Looker: execute, a {kind} delivered by {delivery}")
+            body = payload(f"execute_{send}.json")["body"]
+            if download is not None:
+                body["scheduled_plan"]["download_url"] = looker.add(*download)
             started = time.monotonic()
             status, answer = post(integration["url"], body, token, headers)
             print(f"  {status} in {time.monotonic() - started:.2f} s: {json.dumps(answer)}")
@@ -164,12 +172,16 @@ def main() -> int:
             exports.append(answer["looker"]["message"].split(" ", 1)[0])
 
         step("Pub/Sub: the announcements, pulled from the subscription")
-        messages = pubsub.pull(PROJECT, SUBSCRIPTION, max_messages=10, timeout=10)
+        messages: list[tuple[bytes, dict[str, str]]] = []
+        deadline = time.monotonic() + 20
+        while len(messages) < len(exports) and time.monotonic() < deadline:
+            messages += pubsub.pull(PROJECT, SUBSCRIPTION, max_messages=10, timeout=5)
         for data, attributes in messages:
             message = json.loads(data)
             print(f"  attributes {attributes}")
             print(
-                f"  {message['gcs_uri']} sheets={message['sheets']} key_sha256={message['key_sha256']}"
+                f"  {message['gcs_uri']} ({message['action_type']}) sheets={message['sheets']} "
+                f"key_sha256={message['key_sha256']}"
             )
 
         step("GCS: each workbook read back with the customer's key")
@@ -179,7 +191,9 @@ def main() -> int:
             print(f"  {uri}: {len(data)} bytes")
             preview(data)
 
-        print("\nDone: two exports stored encrypted and announced.")
+        print(
+            f"\nDone: {len(exports)} exports (dashboards and Looks) stored encrypted and announced."
+        )
         if args.keep:
             print("Everything keeps running; Ctrl-C stops it all.")
             try:
