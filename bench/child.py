@@ -109,7 +109,7 @@ def ours(path: Path, level: int, out: Path | None) -> dict[str, Any]:
 
 
 class SerialPipe:
-    """workbook._Pipe without the thread: deflate and sink writes inline (for comparison)."""
+    """workbook.pipe.Pipe without the thread: deflate and sink writes inline (for comparison)."""
 
     def write(self, part: IO[bytes], data: bytes) -> None:
         part.write(data)
@@ -128,7 +128,7 @@ def ours_serial(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     """Ours with the deflate on the calling thread: what the second core gives."""
     import workbook
 
-    workbook._Pipe = SerialPipe  # type: ignore[assignment,misc]
+    workbook.pipe.Pipe = SerialPipe  # type: ignore[assignment,misc]
     return ours(path, level, out)
 
 
@@ -138,9 +138,9 @@ def floor(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     The XML to deflate is the workbook's own: written at level 0 (stored blocks: the XML plus
     5 bytes a 64 KiB block) into a sink that deflates it at `level`, only zlib's time counted.
     """
-    import cells
     import tiles
     import workbook
+    from workbook import cells
 
     classify: Callable[[str], tuple[int, str]] = cells.classify
     began = time.perf_counter()
@@ -151,7 +151,7 @@ def floor(path: Path, level: int, out: Path | None) -> dict[str, Any]:
                 classify(text)
             count += 1
     parse = time.perf_counter() - began
-    workbook._Pipe = SerialPipe  # type: ignore[assignment,misc]  # zlib timed on this thread only
+    workbook.pipe.Pipe = SerialPipe  # type: ignore[assignment,misc]  # zlib timed on this thread only
     sink = DeflatingSink(level)
     workbook.write_workbook(tiles.read_tiles(zip_chunks(path), _limits()), sink, compresslevel=0)  # type: ignore[arg-type]
     sink.finish()
@@ -193,7 +193,7 @@ def xlsxwriter_cm(path: Path, level: int, out: Path | None) -> dict[str, Any]:
 
     import xlsxwriter
 
-    import cells
+    from workbook import cells
 
     sink = NullSink()
     began = time.perf_counter()

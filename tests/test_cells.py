@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import cells
-from cells import BLANK, DATE, DATETIME, NUMBER, TEXT
+from workbook import cells
+from workbook.cells import BLANK, DATE, DATETIME, NUMBER, TEXT
 
 # (source text, kind, value written as <v> / kept as text)
 CASES: list[tuple[str, int, str]] = [

@@ -319,7 +319,7 @@ def numbered(count: int, width: int = 2) -> Iterator[list[str]]:
 def test_continuation_sheets(
     monkeypatch: pytest.MonkeyPatch, rows: int, limit: int, sheet_rows: list[int]
 ) -> None:
-    monkeypatch.setattr(workbook, "MAX_DATA_ROWS_PER_SHEET", limit)
+    monkeypatch.setattr(workbook.limits, "MAX_DATA_ROWS_PER_SHEET", limit)
     data, summaries, _ = write([("Orders", numbered(rows)), ("Other", numbered(1))])
 
     names = ["Orders"] + [f"Orders (cont. {n})" for n in range(2, len(sheet_rows) + 1)]
@@ -381,7 +381,7 @@ def test_a_failure_mid_stream_leaves_no_valid_zip() -> None:
 
 
 def test_sheet_too_large_for_a_zip_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "MAX_SHEET_XML_BYTES", 50_000)
+    monkeypatch.setattr(workbook.limits, "MAX_SHEET_XML_BYTES", 50_000)
     with pytest.raises(WorkbookError, match=r"tile 'Big' is too large.*sheet 'Big'"):
         write([("Small", numbered(3)), ("Big", numbered(5_000))])
 
@@ -601,7 +601,7 @@ def _dated_values(numbers: range) -> list[list[Value]]:
 
 
 def test_continuations_match_xlsxwriter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "MAX_DATA_ROWS_PER_SHEET", 2)
+    monkeypatch.setattr(workbook.limits, "MAX_DATA_ROWS_PER_SHEET", 2)
     data, _, _ = write([("Long", iter(_dated_rows(5)))])
     header = ["n", "day", "at"]
     sheets = [
@@ -658,3 +658,13 @@ def test_libreoffice_reads_the_same_values(tmp_path: Path) -> None:
     ]
     # LibreOffice writes shared strings back
     assert read_openpyxl((out / "export.xlsx").read_bytes(), inline=False) == expected
+
+
+def test_an_all_digit_text_over_excels_limit_is_cut_like_any_other() -> None:
+    """It once took the number fast path, skipped the cut, and made a cell Excel calls damaged."""
+    digits = "1234567890" * 4_000  # 40,000 digits: text, far over 32,767 characters
+    data, _, warnings = write([("Codes", [["Code"], [digits]])])
+    assert read_openpyxl(data)["Codes"] == [["Code"], [digits[:32_767]]]
+    assert warnings == [
+        "Sheet 'Codes', cell A2: text longer than Excel's 32,767 characters was cut to that length"
+    ]

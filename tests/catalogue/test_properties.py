@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from tests.export_support import sheets_by_calamine
 
-import cells
 import workbook
+from workbook import cells
 
 cell_text = st.one_of(
     st.text(max_size=30),

@@ -1,4 +1,5 @@
-"""Cell typing rules: how one CSV text becomes a blank, a number, a date, a date-time or text."""
+"""The cells: how one CSV text becomes a blank, a number, a date, a date-time or text (the
+typing rules, in this one place), and how a row of them is written as sheet XML."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import datetime
 import functools
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Final
+
+from . import xmlwriter
 
 # Kinds are plain ints, not an Enum: `classify` runs once per cell and int compares are cheapest.
 BLANK: Final = 0
@@ -37,7 +41,10 @@ _TYPED_START: Final = frozenset("-0123456789")
 
 # Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates
 # (a Python str only holds surrogates unpaired, e.g. from `surrogateescape` decoding).
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ILLEGAL_CLASS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff"
+_XML_ILLEGAL = re.compile(f"[{_ILLEGAL_CLASS}]")
+# What cell text may need care for: the illegal characters and what XML escapes.
+_CARE_CHARS = re.compile(f"[{_ILLEGAL_CLASS}&<>\r]")
 
 # Excel's 1900 date system counts the non-existent 1900-02-29, so from 1900-03-01 on the serial
 # is one more than a plain day count from 1899-12-31; an epoch of 1899-12-30 absorbs that.
@@ -58,6 +65,10 @@ def classify(text: str) -> tuple[int, str]:
         return BLANK, ""
     if text[0] not in _TYPED_START:
         return TEXT, text
+    if text.isdigit() and text.isascii():  # the commonest number, decided without a regex
+        # Excel keeps up to 15 digits; a leading zero (`01234`) is a code: text.
+        keeps = len(text) <= MAX_SIGNIFICANT_DIGITS and (text[0] != "0" or len(text) == 1)
+        return (NUMBER, text) if keeps else (TEXT, text)
     if len(text) >= 10 and text[4] == "-":  # a date's shape; a number has `-` only first
         return _date_or_text(text)
     if _NUMBER.fullmatch(text) is not None:
@@ -179,3 +190,84 @@ def text_width(text: str) -> int:
 
 def _is_wide(ch: str) -> bool:
     return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+# --- cells as sheet XML ------------------------------------------------------------------------
+
+_LETTERS: list[str] = []
+_PRESERVE: Final = ' xml:space="preserve"'
+_BOLD: Final = ' s="1"'
+# Style indexes (parts.STYLES): 1 bold header, 2 date, 3 date-time.
+_STYLE: Final = {DATE: ' s="2"', DATETIME: ' s="3"'}
+# Text that cannot pass Excel's limit in UTF-16 units, whatever it holds.
+_PLAIN_MAX: Final = MAX_TEXT_UNITS // 2
+
+WarnCut = Callable[[str], None]
+
+
+def letters(count: int) -> list[str]:
+    """Column letters A, B, ..., for at least `count` columns (grown once, shared)."""
+    while len(_LETTERS) < count:
+        n = len(_LETTERS) + 1
+        name = ""
+        while n:
+            n, rest = divmod(n - 1, 26)
+            name = chr(65 + rest) + name
+        _LETTERS.append(name)
+    return _LETTERS
+
+
+def text_cell(ref: str, style: str, text: str, warn_cut: WarnCut) -> str:
+    """An inline string cell: never a formula, whatever the text starts with."""
+    text, was_cut = clean_text(text)
+    if was_cut:
+        warn_cut(ref)
+    if not text:
+        # Nothing left once XML-illegal characters are gone: a (styled) blank.
+        return f'<c r="{ref}"{style}/>' if style else ""
+    text = xmlwriter.cell_text(text)
+    space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+def header_xml(header: Sequence[str], warn_cut: WarnCut) -> str:
+    """Row 1: every cell bold text, even when it looks like a number (blank: a bold blank)."""
+    cols = letters(len(header))
+    xml = "".join(text_cell(f"{cols[i]}1", _BOLD, text, warn_cut) for i, text in enumerate(header))
+    return f'<row r="1">{xml}</row>' if xml else ""
+
+
+def row_xml(r: str, row: Sequence[str], cols: list[str], warn_cut: WarnCut) -> str:
+    """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
+
+    Plain text (the common case) is written here without a call per cell; everything that may
+    be typed goes through `classify`, and text that needs more care through `text_cell`.
+    """
+    parts: list[str] = []
+    append = parts.append
+    illegal = _XML_ILLEGAL.search
+    # One search over the row usually clears every cell at once ("\n" joins: it needs no care
+    # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
+    joined = "\n".join(row)
+    plain_row = "_x" not in joined and _CARE_CHARS.search(joined) is None
+    for col, text in zip(cols, row, strict=False):  # cols may run past the row
+        if not text:
+            continue
+        if text[0] in _TYPED_START:
+            kind, value = classify(text)
+            if kind != TEXT:
+                append(f'<c r="{col}{r}"{_STYLE.get(kind, "")}><v>{value}</v></c>')
+                continue
+        # (`_x` is looked for with `in`: an alternation in a pattern is several times slower.)
+        if len(text) <= _PLAIN_MAX and (plain_row or ("_x" not in text and not illegal(text))):
+            if not plain_row:
+                text = xmlwriter.cell_text_plain(text)
+            space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
+            append(f'<c r="{col}{r}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
+        else:
+            xml = text_cell(col + r, "", text, warn_cut)
+            if xml:
+                append(xml)
+    if not parts:
+        return ""
+    return f'<row r="{r}">{"".join(parts)}</row>'

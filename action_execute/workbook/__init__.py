@@ -1,0 +1,28 @@
+"""Streaming XLSX writer: tiles' rows flow straight into a deflating zip on a forward-only sink.
+
+Nothing proportional to the export is kept: a sheet's first rows (at most WIDTH_SAMPLE_ROWS) are
+held to size its columns, then every row is turned into XML, batched and deflated into the sink.
+The XML is what xlsxwriter writes in constant_memory mode (inline strings, same parts and
+styles); the one difference is `<dimension>`, which precedes the rows: it is written only when a
+sheet's rows are all known by then (see `packager._Book.write_tile`), else omitted (optional).
+
+The parts, as XlsxWriter's packager reads:
+
+- `packager`  write_workbook: the table of contents, one part after another
+- `sheet`     one worksheet part: rows sampled, batched, sent through the pipe
+- `cells`     the typing rules (one place) and a row of cells as XML
+- `layout`    column widths, used range, frozen header, autofilter
+- `parts`     relationships, content types, workbook, styles, document properties
+- `theme`     the static theme
+- `xmlwriter` the declaration, the namespaces, all escaping
+- `pipe`      the forward-only sink and the deflating thread
+- `names`     Excel-valid, unique sheet names
+- `limits`    what a workbook may hold, and its error
+"""
+
+from __future__ import annotations
+
+from .limits import SheetSummary, WorkbookError
+from .packager import write_workbook
+
+__all__ = ["SheetSummary", "WorkbookError", "write_workbook"]

@@ -1,0 +1,122 @@
+"""The sheet's layout around its cells: column widths, the used range, the frozen header row,
+the autofilter, and the XML before and after the rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from . import cells
+from .xmlwriter import DECLARATION, MAIN_NS, REL_NS
+
+WIDTH_SAMPLE_ROWS: Final = 100
+"""Rows held back to size a sheet's columns before its rows are written."""
+MIN_WIDTH: Final = 6
+MAX_WIDTH: Final = 60
+FILTER_BUTTON_WIDTH: Final = 3
+"""The header's autofilter drop-down covers about three characters of its text."""
+
+
+def column_widths(header: Sequence[str], sample: Iterable[Sequence[str]]) -> list[int]:
+    """Widths in characters from the header and the first rows, as a person would set them.
+
+    0 leaves a column at Excel's default width (nothing seen in it).
+    """
+    widths = [
+        cells.text_width(cells.clean_text(text)[0]) + FILTER_BUTTON_WIDTH if text else 0
+        for text in header
+    ]
+    for row in sample:
+        if len(row) > len(widths):
+            widths.extend([0] * (len(row) - len(widths)))
+        for i, text in enumerate(row):
+            if text:
+                kind, value = cells.classify(text)
+                if kind == cells.TEXT:
+                    value = cells.clean_text(value)[0]
+                widths[i] = max(widths[i], cells.display_width(kind, value) + 1)
+    return [min(max(width, MIN_WIDTH), MAX_WIDTH) if width else 0 for width in widths]
+
+
+def _cols_xml(widths: list[int]) -> str:
+    """`<cols>`, runs of equal widths merged, widths converted the way xlsxwriter does."""
+    runs: list[tuple[int, int, int]] = []  # (first, last, width), 1-based columns
+    for col, width in enumerate(widths, start=1):
+        if not width:
+            continue
+        if runs and runs[-1][1] == col - 1 and runs[-1][2] == width:
+            runs[-1] = (runs[-1][0], col, width)
+        else:
+            runs.append((col, col, width))
+    if not runs:
+        return ""
+    return "<cols>" + "".join(_col_xml(*run) for run in runs) + "</cols>"
+
+
+def _col_xml(first: int, last: int, width: int) -> str:
+    # Calibri 11: 7 pixels a digit plus 5 of padding; Excel stores width in 1/256 digit steps.
+    pixels = int(width * 7 + 0.5) + 5
+    stored = (pixels * 256 // 7) / 256.0
+    custom = "" if pixels == 64 else ' customWidth="1"'  # 64 px is Excel's default width
+    return f'<col min="{first}" max="{last}" width="{stored:.16g}"{custom}/>'
+
+
+def dimension(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    """The used range of the cells written, as xlsxwriter computes it ("A1" when none)."""
+    top = bottom = left = right = -1
+    if header:
+        top, bottom, left, right = 0, 0, 0, len(header) - 1
+    for r, row in enumerate(rows, start=1):
+        used = [i for i, text in enumerate(row) if text and _writes_cell(text)]
+        if used:
+            top = r if top < 0 else top
+            bottom = r
+            left = used[0] if left < 0 else min(left, used[0])
+            right = max(right, used[-1])
+    if top < 0:
+        return "A1"
+    letters = cells.letters(right + 1)
+    start, end = f"{letters[left]}{top + 1}", f"{letters[right]}{bottom + 1}"
+    return start if start == end else f"{start}:{end}"
+
+
+def _writes_cell(text: str) -> bool:
+    kind, value = cells.classify(text)
+    return kind != cells.TEXT or bool(cells.clean_text(value)[0])
+
+
+def filter_ref(width: int, data_rows: int) -> str:
+    """Absolute autofilter range over the header and data rows of a sheet."""
+    last = f"${cells.letters(width)[width - 1]}${data_rows + 1}"
+    return "$A$1" if last == "$A$1" else f"$A$1:{last}"
+
+
+_FROZEN_HEADER: Final = (
+    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+    '<selection pane="bottomLeft"/>'
+)
+_PAGE_MARGINS: Final = (
+    '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+)
+
+
+def sheet_head(dimension: str | None, selected: bool, frozen: bool, widths: list[int]) -> str:
+    tab = ' tabSelected="1"' if selected else ""
+    view = (
+        f'<sheetView{tab} workbookViewId="0">{_FROZEN_HEADER}</sheetView>'
+        if frozen
+        else f'<sheetView{tab} workbookViewId="0"/>'
+    )
+    return (
+        f'{DECLARATION}<worksheet xmlns="{MAIN_NS}" xmlns:r="{REL_NS}">'
+        + (f'<dimension ref="{dimension}"/>' if dimension else "")
+        + f"<sheetViews>{view}</sheetViews>"
+        + '<sheetFormatPr defaultRowHeight="15"/>'
+        + _cols_xml(widths)
+        + "<sheetData>"
+    )
+
+
+def sheet_tail(filter_ref: str | None) -> str:
+    autofilter = f'<autoFilter ref="{filter_ref.replace("$", "")}"/>' if filter_ref else ""
+    return f"</sheetData>{autofilter}{_PAGE_MARGINS}</worksheet>"

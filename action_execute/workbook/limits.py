@@ -1,0 +1,43 @@
+"""What one workbook may hold, and the error for what it cannot: Excel's limits and ours.
+
+The packager and the sheet writer read these at call time (`limits.NAME`), so tests can lower
+them instead of writing a million rows.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from typing import Final
+
+from shared.errors import ActionError
+
+MAX_DATA_ROWS_PER_SHEET = 1_048_575
+"""Excel's 1,048,576 rows less the header row; longer tiles go on `Name (cont. 2)` sheets."""
+MAX_SHEET_XML_BYTES = zipfile.ZIP64_LIMIT - (1 << 20)
+"""Largest sheet XML we write. Past zipfile's ZIP64_LIMIT (2 GiB - 1) an entry needs zip64
+headers, and a zip64 header on a part Excel does not expect is reported to make Office reject
+the file (duckdb/duckdb-excel#64), so sheets stay below it; the margin covers deflate overhead."""
+
+MAX_COLUMNS: Final = 16_384
+MAX_CUT_WARNINGS: Final = 10
+
+
+@dataclass(frozen=True)
+class SheetSummary:
+    """One worksheet written: its final name and its data rows (header excluded)."""
+
+    name: str
+    rows: int
+
+
+class WorkbookError(ActionError):
+    """The tiles cannot become a valid workbook (no tiles, too wide, too big for a sheet)."""
+
+
+def check_width(tile: str, width: int) -> None:
+    if width > MAX_COLUMNS:
+        raise WorkbookError(
+            f"The tile '{tile}' has {width:,} columns; an Excel sheet holds at most "
+            f"{MAX_COLUMNS:,}. Export fewer columns."
+        )

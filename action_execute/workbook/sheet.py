@@ -1,0 +1,158 @@
+"""One worksheet part: its rows, sampled for column widths, turned into XML in batches and sent
+through the pipe into the part, with the layout around them."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import IO, Final
+
+from . import cells, layout, limits
+from .limits import WorkbookError, check_width
+from .pipe import Pipe
+
+BATCH_ROWS: Final = 500
+BATCH_CHARS: Final = 1 << 20
+"""A batch is also flushed at this many characters: 500 rows of long cells would be 100s of MiB."""
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    tile: str
+    header: Sequence[str] | None
+    widths: list[int]
+
+
+def write_sheet(
+    part: IO[bytes],
+    index: int,
+    sheet: Sheet,
+    rows: Iterator[Sequence[str]],
+    known: list[Sequence[str]] | None,
+    pipe: Pipe,
+    warn: Warn,
+) -> tuple[str | None, int]:
+    """Stream worksheet `index` into `part`; `known` (all its rows, if in hand) gives
+    `<dimension>`. Returns its autofilter range and its data rows."""
+    dimension = None if known is None else layout.dimension(sheet.header, known)
+    header = sheet.header
+    out = _Batches(part, sheet, pipe)
+    try:
+        out.put(layout.sheet_head(dimension, index == 1, header is not None, sheet.widths))
+        warn_cut = _cut_warner(warn, sheet.name)
+        width = 0
+        count = 0
+        if header is not None:
+            width = len(header)
+            out.put(cells.header_xml(header, warn_cut))
+            cols = cells.letters(width)
+            row_xml = cells.row_xml
+            for count, row in enumerate(rows, start=1):
+                if len(row) > width:
+                    width = len(row)
+                    check_width(sheet.tile, width)
+                    cols = cells.letters(width)
+                xml = row_xml(str(count + 1), row, cols, warn_cut)
+                if xml:
+                    out.put(xml)
+        filter_ref = layout.filter_ref(width, count) if width else None
+        out.put(layout.sheet_tail(filter_ref))
+        out.flush()
+    except BaseException:
+        pipe.abandon()  # before the part closes: the thread must be done with it
+        raise
+    pipe.wait()
+    return filter_ref, count
+
+
+def sample(tile: str, source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
+    """The next WIDTH_SAMPLE_ROWS rows (checked for width before anything sizes by them), and
+    whether the tile ended within them."""
+    rows = deque(islice(source, layout.WIDTH_SAMPLE_ROWS))
+    check_width(tile, max((len(row) for row in rows), default=0))
+    return rows, len(rows) < layout.WIDTH_SAMPLE_ROWS
+
+
+def _take(
+    pending: deque[Sequence[str]], source: Iterator[Sequence[str]], limit: int
+) -> Iterator[Sequence[str]]:
+    """Up to `limit` rows: first those sampled, then straight from the tile."""
+    for _ in range(limit):
+        if pending:
+            yield pending.popleft()
+            continue
+        row = next(source, None)
+        if row is None:
+            return
+        yield row
+
+
+def take(
+    pending: deque[Sequence[str]], source: Iterator[Sequence[str]], limit: int
+) -> Iterator[Sequence[str]]:
+    """Up to `limit` rows: first those sampled, then straight from the tile."""
+    for _ in range(limit):
+        if pending:
+            yield pending.popleft()
+            continue
+        row = next(source, None)
+        if row is None:
+            return
+        yield row
+
+
+class _Batches:
+    """Joins row XML into one encode and one compressed write per BATCH_ROWS pieces."""
+
+    def __init__(self, part: IO[bytes], sheet: Sheet, pipe: Pipe) -> None:
+        self._part = part
+        self._pipe = pipe
+        self._sheet = sheet
+        self._pieces: list[str] = []
+        self._chars = 0
+        self._written = 0
+        self._limit = limits.MAX_SHEET_XML_BYTES
+
+    def put(self, xml: str) -> None:
+        self._pieces.append(xml)
+        self._chars += len(xml)
+        if len(self._pieces) >= BATCH_ROWS or self._chars >= BATCH_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        data = "".join(self._pieces).encode()
+        self._pieces.clear()
+        self._chars = 0
+        self._written += len(data)
+        if self._written > self._limit:
+            raise WorkbookError(
+                f"The tile '{self._sheet.tile}' is too large for an Excel sheet: sheet "
+                f"'{self._sheet.name}' passed {self._limit // (1 << 20):,} MiB of cell data. "
+                "Export fewer rows or columns."
+            )
+        self._pipe.write(self._part, data)
+
+
+def _cut_warner(warn: Warn, sheet_name: str) -> cells.WarnCut:
+    cut = 0  # a sheet of long texts must not flood the log: the first few cells are named
+
+    def warn_cut(ref: str) -> None:
+        nonlocal cut
+        cut += 1
+        if cut <= limits.MAX_CUT_WARNINGS:
+            warn(
+                f"Sheet '{sheet_name}', cell {ref}: text longer than Excel's "
+                f"{cells.MAX_TEXT_UNITS:,} characters was cut to that length"
+            )
+        elif cut == limits.MAX_CUT_WARNINGS + 1:
+            warn(
+                f"Sheet '{sheet_name}': more cells were cut; only the first "
+                f"{limits.MAX_CUT_WARNINGS} are named"
+            )
+
+    return warn_cut
