@@ -65,7 +65,8 @@
 #                            fallback): MAX_REQUEST_BYTES MAX_DOWNLOAD_BYTES
 #                            MAX_UNCOMPRESSED_BYTES MAX_ZIP_ENTRIES MAX_COMPRESSION_RATIO
 #                            DOWNLOAD_TIMEOUT_SECONDS UPLOAD_CHUNK_BYTES
-#                            XLSX_COMPRESSION_LEVEL SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR.
+#                            XLSX_COMPRESSION_LEVEL SMTP_STARTTLS SMTP_CA_FILE CAPTURE_DIR
+#                            OVERWRITE_NAME_TEMPLATE.
 #                            A setting deploy.sh passes through its own options or
 #                            secrets is refused, naming the option; so are the
 #                            local-run ones (ALLOW_HTTP_DOWNLOADS, *_EMULATOR_HOST).
