@@ -1,10 +1,15 @@
-"""A stored object -> one Pub/Sub message for whatever runs downstream."""
+"""A stored object -> one Pub/Sub message for whatever runs downstream.
+
+The message is `Announcement`, published as JSON (keys sorted) with the attributes `bucket`,
+`name` and `event`; README "The Pub/Sub message" shows it. Publishing is retried in this one
+layer (the client's own retry is off): at most ATTEMPTS attempts, all within PUBLISH_DEADLINE.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +21,54 @@ if TYPE_CHECKING:
 
 ATTEMPTS = 4
 FIRST_BACKOFF = 0.5
-PUBLISH_TIMEOUT = 20.0
+PUBLISH_DEADLINE = 30.0
+"""Seconds for every attempt and wait together: how long an export may wait on Pub/Sub."""
+ATTEMPT_TIMEOUT = 10.0
+MESSAGE_VERSION = 1
+"""Raised when a field is removed or changes meaning; new fields keep it."""
+EVENT = "looker_export"
 
 
 class AnnounceError(UpstreamError):
     pass
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What downstream consumers read: where the object is, what it holds, where it came from."""
+
+    bucket: str
+    name: str
+    generation: str  # GCS's object generation, as a string (it exceeds JSON's safe integers)
+    gcs_uri: str
+    size: int
+    content_type: str
+    format: str  # "xlsx", or with output=original the file as Looker sent it: "csv" or "zip"
+    key_sha256: str  # base64 SHA-256 of the customer key: which key decrypts the object
+    action_type: str  # Looker's request type: "dashboard" or "query" (a Look or an Explore)
+    title: str | None  # the dashboard's or Look's title; null for an Explore send
+    url: str | None  # the content's URL in Looker
+    query_id: str | None  # Looks and Explores
+    subject_name: str
+    email: str | None
+    scheduled_plan_id: str | None  # null for a one-off send
+    webhook_id: str | None  # Looker's X-Looker-Webhook-Id: how an admin finds the delivery
+    created_at: str  # ISO 8601, UTC
+    sheets: list[dict[str, Any]] | None  # [{"name", "rows"}] per worksheet; absent for originals
+    dashboard_title: str | None = None  # the title again, for dashboards only (first release)
+    dashboard_url: str | None = None
+    event: str = EVENT
+    version: int = MESSAGE_VERSION
+
+    def body(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.sheets is None:
+            del out["sheets"]
+        return out
+
+    def attributes(self) -> dict[str, str]:
+        """Pub/Sub attributes, for subscription filters."""
+        return {"bucket": self.bucket, "name": self.name, "event": self.event}
 
 
 @cache
@@ -31,6 +79,8 @@ def _publisher() -> pubsub_v1.PublisherClient:
 
 
 def _transient(exc: Exception) -> bool:
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     from google.api_core import exceptions as api
 
     return isinstance(
@@ -40,25 +90,26 @@ def _transient(exc: Exception) -> bool:
         | api.InternalServerError
         | api.Aborted
         | api.RetryError
+        | api.Unknown
         | TimeoutError
-        | api.Unknown,
+        | FutureTimeout,
     )
 
 
-def publish(topic: str, message: Mapping[str, Any], attributes: Mapping[str, str]) -> str:
+def publish(topic: str, announcement: Announcement) -> str:
     """Publish with retries and backoff on transient errors; the message id, or AnnounceError."""
-    from google.api_core.retry import Retry
-
-    data = json.dumps(message, ensure_ascii=False, sort_keys=True).encode()
-    # The client's own retry would wait up to 10 minutes; ours is bounded and logged.
-    retry = Retry(deadline=PUBLISH_TIMEOUT, initial=0.2, maximum=2.0)
+    data = json.dumps(announcement.body(), ensure_ascii=False, sort_keys=True).encode()
+    deadline = time.monotonic() + PUBLISH_DEADLINE
     delay = FIRST_BACKOFF
-    for attempt in range(1, ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
+        timeout = max(0.1, min(ATTEMPT_TIMEOUT, deadline - time.monotonic()))
         try:
             future = _publisher().publish(
-                topic, data, retry=retry, timeout=PUBLISH_TIMEOUT, **attributes
+                topic, data, retry=None, timeout=timeout, **announcement.attributes()
             )
-            return str(future.result(timeout=PUBLISH_TIMEOUT))
+            return str(future.result(timeout=timeout))
         except Exception as exc:  # noqa: BLE001 - classified below
             transient = _transient(exc)
             logs.warning(
@@ -70,10 +121,10 @@ def publish(topic: str, message: Mapping[str, Any], attributes: Mapping[str, str
             )
             if not transient:
                 raise AnnounceError(f"Pub/Sub refused the message ({type(exc).__name__})") from None
-            if attempt == ATTEMPTS:
+            if attempt >= ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise AnnounceError(
-                    f"Pub/Sub did not take the message in {ATTEMPTS} attempts ({type(exc).__name__})"
+                    f"Pub/Sub did not take the message in {attempt} attempts within "
+                    f"{PUBLISH_DEADLINE:.0f} s ({type(exc).__name__})"
                 ) from None
             time.sleep(delay)
             delay *= 2
-    raise AssertionError("unreachable")

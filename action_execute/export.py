@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
 from shared import logs
 from shared.errors import ActionError
@@ -136,50 +136,42 @@ def _store(
     content_type = order.content.content_type if order.original else storage.XLSX
     stage = "original" if order.original else "workbook"
     with logs.stage(stage, bucket=order.bucket, object=name, replace=order.overwrite) as fields:
-        try:
-            with destination.writer(
-                name, _metadata(order), content_type=content_type, replace=order.overwrite
-            ) as sink:
-                sheets = _write(data, sink, order, config)
-        except ActionError:
-            raise
-        except Exception as exc:
-            if storage.is_storage_failure(exc):
-                raise storage.upload_error(exc, order.bucket, replace=order.overwrite) from None
-            raise
+        with destination.writer(
+            name, _metadata(order), content_type=content_type, replace=order.overwrite
+        ) as sink:
+            sheets = _write(data, sink, order, config)
         if sheets is not None:
             fields.update(sheets=len(sheets), rows=sum(s.rows for s in sheets))
     return Result(destination.stored(name), sheets)
 
 
-def _message(result: Result, order: ExportOrder) -> dict[str, Any]:
+def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
     stored = result.stored
     dashboard = order.content.action_type == "dashboard"
-    message: dict[str, Any] = {
-        "event": "looker_export",
-        "bucket": stored.bucket,
-        "name": stored.name,
-        "generation": str(stored.generation),
-        "gcs_uri": stored.gcs_uri,
-        "size": stored.size,
-        "content_type": stored.content_type,
-        "format": order.content.extension if result.sheets is None else "xlsx",
-        "key_sha256": stored.key_sha256,
-        "action_type": order.content.action_type,
-        "title": order.title,
-        "url": order.url,
-        "query_id": order.query_id,
-        "subject_name": order.subject_name,
-        "email": order.email,
-        "dashboard_title": order.title if dashboard else None,
-        "dashboard_url": order.url if dashboard else None,
-        "scheduled_plan_id": order.scheduled_plan_id,
-        "webhook_id": order.webhook_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if result.sheets is not None:
-        message["sheets"] = [{"name": s.name, "rows": s.rows} for s in result.sheets]
-    return message
+    return announce.Announcement(
+        bucket=stored.bucket,
+        name=stored.name,
+        generation=str(stored.generation),
+        gcs_uri=stored.gcs_uri,
+        size=stored.size,
+        content_type=stored.content_type,
+        format=order.content.extension if result.sheets is None else "xlsx",
+        key_sha256=stored.key_sha256,
+        action_type=order.content.action_type,
+        title=order.title,
+        url=order.url,
+        query_id=order.query_id,
+        subject_name=order.subject_name,
+        email=order.email,
+        scheduled_plan_id=order.scheduled_plan_id,
+        webhook_id=order.webhook_id,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        sheets=None
+        if result.sheets is None
+        else [{"name": s.name, "rows": s.rows} for s in result.sheets],
+        dashboard_title=order.title if dashboard else None,
+        dashboard_url=order.url if dashboard else None,
+    )
 
 
 def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
@@ -220,9 +212,7 @@ def run(request: ActionRequest, config: ExecuteSettings) -> ActionResponse:
     try:
         with logs.stage("announce", topic=config.pubsub_topic) as fields:
             fields["message_id"] = announce.publish(
-                config.pubsub_topic,
-                _message(result, order),
-                {"bucket": stored.bucket, "name": stored.name, "event": "looker_export"},
+                config.pubsub_topic, _announcement(result, order)
             )
     except ActionError as exc:
         message = f"Saved {result.summary}, but the Pub/Sub announcement failed: {exc.message}"

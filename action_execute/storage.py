@@ -148,8 +148,12 @@ class Destination:
         )
         try:
             yield stream
-        except BaseException:
+        except BaseException as exc:
             _cancel(stream)
+            # The storage client's own failures, raised where the caller wrote into the stream,
+            # are translated here, once; anything else passes through as it is.
+            if isinstance(exc, Exception) and _is_storage_failure(exc):
+                raise _explain(exc, self.bucket, _REPLACE if replace else _WRITE) from None
             raise
         try:
             stream.close()  # sends the last chunk: the object appears now, whole
@@ -182,15 +186,10 @@ def _cancel(stream: Any) -> None:
         logs.warning("could not cancel the resumable upload", error=type(exc).__name__)
 
 
-def is_storage_failure(exc: Exception) -> bool:
+def _is_storage_failure(exc: Exception) -> bool:
     """Whether `exc`, raised while streaming into a writer, came from the storage client."""
     import requests
     from google.api_core.exceptions import GoogleAPIError
     from google.resumable_media import InvalidResponse
 
     return isinstance(exc, GoogleAPIError | InvalidResponse | requests.RequestException)
-
-
-def upload_error(exc: Exception, bucket: str, *, replace: bool = False) -> ActionError:
-    """A storage client exception raised mid-stream, as a Looker-facing error."""
-    return _explain(exc, bucket, _REPLACE if replace else _WRITE)

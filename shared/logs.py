@@ -12,14 +12,23 @@ from typing import Any
 
 _webhook_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("webhook_id", default=None)
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
-# A safety net under the rule "never log a secret": values registered here are masked in every line.
-_secrets: set[str] = set()
+# A safety net under the rule "never log a secret": values registered here are masked in every
+# line. The process's own (the token, the key: read once, at start) live as long as it does; a
+# delivery's (its one-time download URL) only as long as the delivery, so a warm instance
+# neither grows nor slows with every export.
+_process_secrets: set[str] = set()
+_delivery_secrets: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "delivery_secrets", default=None
+)
 
 
 def redact(value: str) -> None:
-    """Mask `value` (a token, a key, a one-time URL path) wherever it would appear in a log line."""
-    if len(value) >= 6:
-        _secrets.add(value)
+    """Mask `value` (a token, a key, a one-time URL path) wherever it would appear in a log line:
+    inside a delivery, until it ends; outside one (settings read at start), for good."""
+    if len(value) < 6:
+        return
+    delivery = _delivery_secrets.get()
+    (_process_secrets if delivery is None else delivery).add(value)
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -31,7 +40,7 @@ def log(severity: str, message: str, **fields: Any) -> None:
         entry["function"] = function
     entry.update({k: v for k, v in fields.items() if v is not None})
     line = json.dumps(entry, default=str, ensure_ascii=False)
-    for secret in _secrets:
+    for secret in (*_process_secrets, *(_delivery_secrets.get() or ())):
         if secret in line:
             line = line.replace(secret, "[redacted]")
     sys.stdout.write(line + "\n")
@@ -52,11 +61,13 @@ def error(message: str, **fields: Any) -> None:
 
 @contextmanager
 def delivery(function: str, webhook_id: str | None) -> Iterator[None]:
-    """Tag every line logged inside with the function and Looker's webhook id."""
-    tokens = (_function.set(function), _webhook_id.set(webhook_id))
+    """Tag every line logged inside with the function and Looker's webhook id; what is redacted
+    inside is masked until the delivery ends, then forgotten."""
+    tokens = (_function.set(function), _webhook_id.set(webhook_id), _delivery_secrets.set(set()))
     try:
         yield
     finally:
+        _delivery_secrets.reset(tokens[2])
         _webhook_id.reset(tokens[1])
         _function.reset(tokens[0])
 

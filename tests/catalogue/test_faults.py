@@ -276,7 +276,7 @@ class TestPubSubDown:
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing there
         monkeypatch.setattr(announce, "ATTEMPTS", 3)
         monkeypatch.setattr(announce, "FIRST_BACKOFF", 0.05)
-        monkeypatch.setattr(announce, "PUBLISH_TIMEOUT", 1.0)
+        monkeypatch.setattr(announce, "ATTEMPT_TIMEOUT", 1.0)
         announce._publisher.cache_clear()  # a new instance, with the dead address
         started = time.monotonic()
         answer = call(watch, push_body(world))
@@ -284,7 +284,8 @@ class TestPubSubDown:
         (name,) = world.objects()
         message = (
             f"Saved gs://{world.bucket}/{name} (3 sheets, 5 rows), but the Pub/Sub announcement "
-            "failed: Pub/Sub did not take the message in 3 attempts (RetryError)"
+            "failed: Pub/Sub did not take the message in 3 attempts within 30 s "
+            "(ServiceUnavailable)"
         )
         assert_refused(answer, 502, message, log=message)
         assert answer.line(message)["gcs_uri"] == f"gs://{world.bucket}/{name}"
@@ -293,6 +294,23 @@ class TestPubSubDown:
         assert all(line["transient"] and line["webhook_id"] == WEBHOOK_ID for line in attempts)
         assert_sample(world.workbook(name))  # nothing lost: the object is whole and readable
         assert no_messages(world)
+
+
+    def test_retries_stop_at_the_total_deadline(
+        self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing there
+        monkeypatch.setattr(announce, "ATTEMPTS", 100)
+        monkeypatch.setattr(announce, "FIRST_BACKOFF", 0.2)
+        monkeypatch.setattr(announce, "PUBLISH_DEADLINE", 1.5)
+        announce._publisher.cache_clear()
+        started = time.monotonic()
+        answer = call(watch, push_body(world))
+        assert time.monotonic() - started < 10
+        assert answer.status == 502
+        attempts = [line for line in answer.lines if line["message"] == "publish attempt failed"]
+        assert 2 <= len(attempts) <= 4  # 0.2 + 0.4 + 0.8 s of waits fit in 1.5 s, not 1.6
+        assert f"in {len(attempts)} attempts within 2 s" in answer.looker["message"]
 
 
 class TestKey:
