@@ -191,10 +191,7 @@ def _check_answer(
     declared = response.headers.get("Content-Length", "")
     length = int(declared) if declared.strip().isdigit() else None
     if length is not None and length > policy.max_bytes:
-        raise ActionError(
-            f"The download is larger than MAX_DOWNLOAD_BYTES ({policy.max_bytes} bytes)",
-            status=413,
-        )
+        raise _too_large(policy)
     return length
 
 
@@ -219,10 +216,7 @@ def _chunks(first: Target, policy: DownloadPolicy, accept: str) -> Iterator[byte
             for chunk in response.stream(CHUNK):
                 received += len(chunk)
                 if received > policy.max_bytes:
-                    raise ActionError(
-                        f"The download is larger than MAX_DOWNLOAD_BYTES ({policy.max_bytes} bytes)",
-                        status=413,
-                    )
+                    raise _too_large(policy)
                 if time.monotonic() > deadline:
                     raise _overtime(policy)
                 yield chunk
@@ -240,6 +234,12 @@ def _chunks(first: Target, policy: DownloadPolicy, accept: str) -> Iterator[byte
         watchdog.cancel()
         response.release_conn()
         response.close()
+
+
+def _too_large(policy: DownloadPolicy) -> ActionError:
+    return ActionError(
+        f"The download is larger than MAX_DOWNLOAD_BYTES ({policy.max_bytes} bytes)", status=413
+    )
 
 
 def _overtime(policy: DownloadPolicy) -> UpstreamError:

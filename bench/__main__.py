@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.dashboards import SIZES, Size, write_zip
 from bench.probe import Probe
+from shared.integration import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "BENCHMARKS.md"
@@ -100,7 +101,7 @@ FUNCTION_ENV = {
 def import_times(build: Path, runs: int) -> dict[str, dict[str, Any]]:
     """`python -X importtime` of each staged function's main, cold, and what it loads."""
     found: dict[str, dict[str, Any]] = {}
-    for function in ("action_list", "action_form", "action_execute"):
+    for function in FUNCTIONS:
         folder = build / function
         cold, flask_alone, after_framework = [], [], []
         for _ in range(runs):

@@ -29,6 +29,7 @@ from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
 from localdev.lifecycle import free_port
+from shared.integration import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "samples" / "payloads"
@@ -129,7 +130,7 @@ def main() -> int:
         }
         functions = LocalFunctions(env)
         # The hub needs the other two URLs before it starts; ports are chosen first for that.
-        ports = {name: free_port() for name in ("action_list", "action_form", "action_execute")}
+        ports = {name: free_port() for name in FUNCTIONS}
         env["ACTION_FORM_URL"] = f"http://127.0.0.1:{ports['action_form']}/"
         env["ACTION_EXECUTE_URL"] = f"http://127.0.0.1:{ports['action_execute']}/"
         functions.start(ports)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Self
 
 from localdev.lifecycle import Service, free_port, wait_until_answering
+from shared.integration import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("action_list", "action_form", "action_execute")
 
 
 def stage(out_dir: Path) -> None:

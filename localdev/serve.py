@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-from localdev.functions import FUNCTIONS, LocalFunctions
+from localdev.functions import LocalFunctions
+from shared.integration import FUNCTIONS
 
 
 def main() -> int:

@@ -11,7 +11,8 @@ PY=${PYTHON:-.venv/bin/python}
 "$PY" -m mypy --config-file pyproject.toml localdev
 "$PY" -m mypy --config-file pyproject.toml app.py gunicorn.conf.py
 "$PY" -m mypy --config-file pyproject.toml bench
-for fn in action_list action_form action_execute; do
+for fn in action_*/; do
+  fn=${fn%/}
   # Every module of the folder, its packages' too (action_execute/workbook/).
   (cd "$fn" && mapfile -t files < <(find . -name '*.py' -not -path '*/.*' -not -path '*/__pycache__/*' | LC_ALL=C sort) &&
     MYPYPATH=.. "../$PY" -m mypy --config-file ../pyproject.toml "${files[@]}")

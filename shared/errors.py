@@ -1,4 +1,23 @@
-"""Errors that carry what Looker (and the admin reading the logs) should be told."""
+"""Errors that carry what Looker (and the admin reading the logs) should be told.
+
+Each is raised where its cause is known, with a message for the Looker user (and a form field
+where one is at fault); shared/http.py turns any of them into Looker's answer, in one place.
+
+    ActionError                   400 unless it says otherwise
+    ├── FormError                 400, form values keyed by field -> validation_errors
+    ├── BadRequest                400, the body is not an action request (shared/looker.py)
+    ├── UnsupportedContent        400, a type or format we do not take (shared/integration.py)
+    ├── NoBucketForUser           403, per-user buckets and none for this user (shared/buckets.py)
+    ├── SourceError               400, no data, bad base64, wrong mimetype (source.py)
+    ├── DownloadRefused           400, a URL the admin did not allow (download.py)
+    ├── TileError                 400, not a readable zip or CSV, zip-bomb bounds (tiles.py)
+    ├── WorkbookError             400, cannot be a valid workbook (workbook/limits.py)
+    ├── DeadlineExceeded          504, stopped before the platform's timeout (deadline.py)
+    └── UpstreamError             502, a service we depend on failed
+        ├── StorageError          GCS: missing bucket, missing role (storage.py)
+        │   └── NameTaken         another export took the name mid-upload
+        └── AnnounceError         Pub/Sub did not take the message (announce.py)
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import flask
 
@@ -17,9 +17,8 @@ from shared import capture, logs
 from shared.auth import AuthResult, check
 from shared.errors import ActionError
 from shared.looker import ActionResponse, form_error_body
-from shared.settings import CommonSettings, Loaded
+from shared.settings import Loaded, S
 
-S = TypeVar("S", bound=CommonSettings)
 # Handlers see headers with lower-case names.
 Handler = Callable[[bytes, Mapping[str, str], S], tuple[Any, int]]
 # How a function answers a failure after the token check: (message, status, validation errors)

@@ -1,8 +1,9 @@
 """Configuration, read once per instance from the environment (and Secret Manager), typed and checked.
 
 Each function loads only what it needs (`ListSettings`, `FormSettings`, `ExecuteSettings`). A bad
-or missing setting is collected as a `SettingProblem` naming the variable; the handler logs them
-at start and refuses every request with a 500 that names the setting (never its value).
+or missing setting is collected as a `SettingProblem` naming the variable (shared/reader.py); the
+handler logs them at start and refuses every request with a 500 that names the setting (never
+its value).
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ import re
 import ssl
 import string
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
-from shared import logs, secrets
+from shared.reader import Env, Reader, SettingProblem
 
-Env = Mapping[str, str]
-
-SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
 TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
 OBJECT_NAME_FIELDS = frozenset(
     {"subject", "date", "time", "timestamp", "title", "plan_id", "webhook_id", "uid"}
@@ -37,113 +35,7 @@ USER_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class SettingProblem:
-    name: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.problem}"
-
-
-class SettingsInvalid(Exception):
-    def __init__(self, problems: list[SettingProblem]):
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
-
-
-class _Reader:
-    """Reads typed values from an environment, collecting one problem per bad setting."""
-
-    def __init__(self, env: Env):
-        self.env = env
-        self.problems: list[SettingProblem] = []
-
-    def fail(self, name: str, problem: str) -> None:
-        self.problems.append(SettingProblem(name, problem))
-
-    def text(self, name: str, *aliases: str) -> str | None:
-        for key in (name, *aliases):
-            value = self.env.get(key)
-            if value is not None and value.strip():
-                return value.strip()
-        return None
-
-    def secret(self, name: str, alias: str, secret_setting: str) -> str | None:
-        """Environment first, then the Secret Manager version named by `secret_setting`.
-
-        Whatever comes back is masked in every log line from now on: one place for all secrets.
-        """
-        value = self._secret_value(name, alias, secret_setting)
-        if value:
-            logs.redact(value)
-        return value
-
-    def _secret_value(self, name: str, alias: str, secret_setting: str) -> str | None:
-        value = self.text(name, alias)
-        if value is not None:
-            return value
-        version = self.text(secret_setting)
-        if version is None:
-            return None
-        if not SECRET_VERSION.match(version):
-            self.fail(secret_setting, "must look like projects/P/secrets/S/versions/V")
-            return None
-        try:
-            value = secrets.read_secret(version).strip()
-        except Exception as exc:  # noqa: BLE001 - any client failure is a configuration error here
-            self.fail(
-                secret_setting, f"could not be read from Secret Manager ({type(exc).__name__})"
-            )
-            return None
-        if not value:
-            self.fail(secret_setting, "the secret version is empty")
-            return None
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.fail(name, f"must be a whole number, got {raw!r}")
-            return default
-        if not minimum <= value <= maximum:
-            self.fail(name, f"must be between {minimum} and {maximum}, got {value}")
-            return default
-        return value
-
-    def flag(self, name: str) -> bool:
-        raw = (self.text(name) or "0").lower()
-        if raw in {"1", "true", "yes", "on"}:
-            return True
-        if raw in {"0", "false", "no", "off"}:
-            return False
-        self.fail(name, f"must be 1 or 0, got {raw!r}")
-        return False
-
-    def csv_list(self, name: str) -> tuple[str, ...]:
-        raw = self.text(name) or ""
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-    def url(self, name: str) -> str:
-        raw = self.text(name)
-        if raw is None:
-            self.fail(
-                name,
-                "is not set (deploy.sh sets it to the function's trigger URL; "
-                "one service sets ACTION_BASE_URL instead)",
-            )
-            return ""
-        parts = urlsplit(raw)
-        if parts.scheme not in {"https", "http"} or not parts.netloc:
-            self.fail(name, f"must be an http(s) URL, got {raw!r}")
-        return raw
-
-
-def _token(reader: _Reader) -> str:
+def _token(reader: Reader) -> str:
     token = reader.secret("LOOKER_ACTION_TOKEN", "header", "LOOKER_ACTION_TOKEN_SECRET")
     if token is None and not any(p.name == "LOOKER_ACTION_TOKEN_SECRET" for p in reader.problems):
         reader.fail(
@@ -153,7 +45,7 @@ def _token(reader: _Reader) -> str:
     return token or ""
 
 
-def _max_request_bytes(reader: _Reader) -> int:
+def _max_request_bytes(reader: Reader) -> int:
     return reader.integer(
         "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=250 * 1024 * 1024
     )
@@ -168,7 +60,7 @@ class CommonSettings:
         return f"{type(self).__name__}(...)"
 
 
-def _user_buckets_attribute(reader: _Reader) -> str | None:
+def _user_buckets_attribute(reader: Reader) -> str | None:
     """USER_BUCKETS_ATTRIBUTE: the Looker user attribute listing each user's buckets (optional)."""
     name = reader.text("USER_BUCKETS_ATTRIBUTE")
     if name is not None and not USER_ATTRIBUTE.match(name):
@@ -188,7 +80,7 @@ class ListSettings(CommonSettings):
     user_buckets_attribute: str | None = None
 
     @classmethod
-    def read(cls, reader: _Reader) -> ListSettings:
+    def read(cls, reader: Reader) -> ListSettings:
         token, max_request_bytes = _token(reader), _max_request_bytes(reader)
         form_url, execute_url = _hub_urls(reader)
         return cls(
@@ -201,7 +93,7 @@ class ListSettings(CommonSettings):
         )
 
 
-def _hub_urls(reader: _Reader) -> tuple[str, str]:
+def _hub_urls(reader: Reader) -> tuple[str, str]:
     """One service: ACTION_BASE_URL gives BASE/form and BASE/execute (and wins when set). Three
     functions: ACTION_FORM_URL and ACTION_EXECUTE_URL, each function's own URL."""
     base = reader.text("ACTION_BASE_URL")
@@ -218,7 +110,7 @@ def _hub_urls(reader: _Reader) -> tuple[str, str]:
     return f"{base}/form", f"{base}/execute"
 
 
-def _buckets(reader: _Reader) -> tuple[str, ...]:
+def _buckets(reader: Reader) -> tuple[str, ...]:
     from shared.buckets import bucket_name_problem
 
     buckets = reader.csv_list("ALLOWED_BUCKETS")
@@ -236,7 +128,7 @@ class FormSettings(CommonSettings):
     allow_overwrite: bool = False  # ALLOW_OVERWRITE: offer overwrite=yes (needs objects.delete)
 
     @classmethod
-    def read(cls, reader: _Reader) -> FormSettings:
+    def read(cls, reader: Reader) -> FormSettings:
         return cls(
             token=_token(reader),
             max_request_bytes=_max_request_bytes(reader),
@@ -246,7 +138,7 @@ class FormSettings(CommonSettings):
         )
 
 
-def _encryption_key(reader: _Reader) -> bytes:
+def _encryption_key(reader: Reader) -> bytes:
     raw = reader.secret("GCS_ENCRYPTION_KEY", "file_encryption_key", "GCS_ENCRYPTION_KEY_SECRET")
     if raw is None:
         if not any(p.name == "GCS_ENCRYPTION_KEY_SECRET" for p in reader.problems):
@@ -267,7 +159,7 @@ def _encryption_key(reader: _Reader) -> bytes:
     return key
 
 
-def _template(reader: _Reader, setting: str, default: str) -> str:
+def _template(reader: Reader, setting: str, default: str) -> str:
     template = reader.text(setting) or default
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
@@ -285,7 +177,7 @@ def _template(reader: _Reader, setting: str, default: str) -> str:
     return template
 
 
-def _function_timeout(reader: _Reader) -> float | None:
+def _function_timeout(reader: Reader) -> float | None:
     """FUNCTION_TIMEOUT_SECONDS: the platform's timeout, which deploy.sh sets to what it deploys
     with; unset (a local run), no soft deadline but the download's own."""
     if reader.text("FUNCTION_TIMEOUT_SECONDS") is None:
@@ -293,7 +185,7 @@ def _function_timeout(reader: _Reader) -> float | None:
     return float(reader.integer("FUNCTION_TIMEOUT_SECONDS", 540, minimum=1, maximum=3600))
 
 
-def _topic(reader: _Reader) -> str:
+def _topic(reader: Reader) -> str:
     topic = reader.text("PUBSUB_TOPIC")
     if topic is None:
         reader.fail("PUBSUB_TOPIC", "is not set (projects/P/topics/T)")
@@ -332,7 +224,7 @@ class SmtpSettings:
         return f"SmtpSettings({self.host}:{self.port})"
 
 
-def _smtp_from(reader: _Reader) -> str:
+def _smtp_from(reader: Reader) -> str:
     sender = reader.text("SMTP_FROM")
     if sender is None:
         reader.fail("SMTP_FROM", "is not set (the notice's From address; needed with SMTP_HOST)")
@@ -343,7 +235,7 @@ def _smtp_from(reader: _Reader) -> str:
     return sender
 
 
-def _smtp_ca_file(reader: _Reader) -> str | None:
+def _smtp_ca_file(reader: Reader) -> str | None:
     ca_file = reader.text("SMTP_CA_FILE")
     if ca_file is not None:
         try:
@@ -353,7 +245,7 @@ def _smtp_ca_file(reader: _Reader) -> str | None:
     return ca_file
 
 
-def _smtp(reader: _Reader) -> SmtpSettings | None:
+def _smtp(reader: Reader) -> SmtpSettings | None:
     host = reader.text("SMTP_HOST")
     if host is None:
         return None  # the e-mail notice is off
@@ -397,7 +289,7 @@ class ExecuteSettings(CommonSettings):
     allow_overwrite: bool = False
 
     @classmethod
-    def read(cls, reader: _Reader) -> ExecuteSettings:
+    def read(cls, reader: Reader) -> ExecuteSettings:
         mib = 1024 * 1024
         limits = Limits(
             max_download_bytes=reader.integer(
@@ -449,7 +341,7 @@ class ExecuteSettings(CommonSettings):
         )
 
 
-def _capture_dir(reader: _Reader) -> Path | None:
+def _capture_dir(reader: Reader) -> Path | None:
     """CAPTURE_DIR: where shared/capture.py saves each request; must exist and be writable."""
     raw = reader.text("CAPTURE_DIR")
     if raw is None:
@@ -487,9 +379,9 @@ class Loaded(Generic[S]):
         return next((p for p in self.problems if "TOKEN" in p.name or p.name == "header"), None)
 
 
-def load(kind: Callable[[_Reader], S], env: Env | None = None) -> Loaded[S]:
+def load(kind: Callable[[Reader], S], env: Env | None = None) -> Loaded[S]:
     """Read one function's settings; never raises for a bad setting, it records it."""
-    reader = _Reader(os.environ if env is None else env)
+    reader = Reader(os.environ if env is None else env)
     settings = kind(reader)
     capture_dir = _capture_dir(reader)  # every function's, read beside its own settings
     return Loaded(settings, tuple(reader.problems), capture_dir)

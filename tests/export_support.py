@@ -35,6 +35,7 @@ from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
 from localdev.lifecycle import free_port
+from shared.integration import FUNCTIONS
 from tests.emulator_fixtures import PROJECT, read_object
 from tests.functions import ROOT, TOKEN, app, looker_headers, payload
 from tests.gunicorn_server import GunicornService
@@ -191,7 +192,7 @@ def serve_staged(env: dict[str, str], work_dir: Any) -> Iterator[str]:
         with GunicornService(env, work_dir=work_dir) as service:
             yield service.url
         return
-    ports = {name: free_port() for name in ("action_list", "action_form", "action_execute")}
+    ports = {name: free_port() for name in FUNCTIONS}
     urls = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
     env = {
         **env,

@@ -12,7 +12,6 @@ import functions_framework
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "samples" / "payloads"
 TOKEN = "test-token-5f2c9a71d4e3"
-FUNCTIONS = ("action_list", "action_form", "action_execute")
 
 
 def app(function: str) -> flask.Flask:

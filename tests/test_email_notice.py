@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from localdev.lifecycle import free_port
-from shared import logs, settings
+from shared import logs, reader, settings
 from shared.settings import ExecuteSettings
 from tests.export_support import Deployment, execute, only_object, push_body
 from tests.test_settings import GOOD, SecretManagerDouble
@@ -345,7 +345,7 @@ class TestSettings:
     ) -> None:
         version = "projects/acme/secrets/smtp-password/versions/2"
         monkeypatch.setattr(
-            settings.secrets, "read_secret", SecretManagerDouble({version: "sm-pass-Q8w3\n"})
+            reader.secrets, "read_secret", SecretManagerDouble({version: "sm-pass-Q8w3\n"})
         )
         env = {**SMTP_GOOD, "SMTP_USER": "mailer", "SMTP_PASSWORD_SECRET": version}
         loaded = settings.load(ExecuteSettings.read, env)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from shared.integration import FUNCTIONS
 from tests.functions import (
     FORM_FIELDS,
-    FUNCTIONS,
     TOKEN,
     app,
     looker_answer,

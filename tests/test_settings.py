@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from shared import settings
+from shared import reader, settings
 from shared.settings import ExecuteSettings, FormSettings, ListSettings
 
 KEY = base64.b64encode(b"k" * 32).decode()
@@ -108,7 +108,7 @@ def test_secrets_come_from_secret_manager_when_configured(monkeypatch: pytest.Mo
     token_version = "projects/acme/secrets/looker-token/versions/3"
     key_version = "projects/acme/secrets/gcs-key/versions/latest"
     double = SecretManagerDouble({token_version: "from-sm-token\n", key_version: KEY})
-    monkeypatch.setattr(settings.secrets, "read_secret", double)
+    monkeypatch.setattr(reader.secrets, "read_secret", double)
     env = {
         "LOOKER_ACTION_TOKEN_SECRET": token_version,
         "GCS_ENCRYPTION_KEY_SECRET": key_version,
@@ -123,14 +123,14 @@ def test_secrets_come_from_secret_manager_when_configured(monkeypatch: pytest.Mo
 
 def test_environment_wins_over_secret_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     double = SecretManagerDouble({})
-    monkeypatch.setattr(settings.secrets, "read_secret", double)
+    monkeypatch.setattr(reader.secrets, "read_secret", double)
     env = {**GOOD, "LOOKER_ACTION_TOKEN_SECRET": "projects/a/secrets/b/versions/1"}
     assert settings.load(ExecuteSettings.read, env).settings.token == "tok-123456"
     assert double.read == []
 
 
 def test_unreadable_or_malformed_secret_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.secrets, "read_secret", SecretManagerDouble({}))
+    monkeypatch.setattr(reader.secrets, "read_secret", SecretManagerDouble({}))
     env = {
         "LOOKER_ACTION_TOKEN_SECRET": "projects/a/secrets/b/versions/1",
         "GCS_ENCRYPTION_KEY_SECRET": "gcs-key",

@@ -26,6 +26,7 @@ import flask
 import functions_framework
 import pytest
 
+from shared.integration import FUNCTIONS
 from tests.deploy_support import (
     PROJECT,
     SA,
@@ -58,7 +59,6 @@ from tests.export_support import (
 )
 from tests.functions import (
     FORM_FIELDS,
-    FUNCTIONS,
     ROOT,
     TOKEN,
     app,

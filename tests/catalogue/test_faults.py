@@ -295,7 +295,6 @@ class TestPubSubDown:
         assert_sample(world.workbook(name))  # nothing lost: the object is whole and readable
         assert no_messages(world)
 
-
     def test_retries_stop_at_the_total_deadline(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
