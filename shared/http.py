@@ -93,60 +93,69 @@ def serve(
     """Method, token, settings, body cap, then `handle`. Refusals up to the token check answer
     Looker's action response; later failures go through `render`."""
     with logs.delivery(function, request.headers.get("X-Looker-Webhook-Id")):
-        if request.method != "POST":
-            logs.warning("refused: method not allowed", method=request.method, status=405)
-            return failure("Only POST is accepted", 405, Allow="POST")
-        token_problem = loaded.token_problem
-        if token_problem is not None:
-            logs.error(f"refused: {token_problem}", setting=token_problem.name, status=500)
-            return failure(f"The action is misconfigured: {token_problem.name} is not usable", 500)
-        verdict = check(request.headers.get("Authorization"), loaded.settings.token)
-        if verdict is AuthResult.MISSING:
-            logs.warning("refused: no Looker token in the Authorization header", status=401)
-            return failure("Missing or malformed Authorization header", 401)
-        if verdict is AuthResult.WRONG:
-            logs.warning("refused: wrong Looker token", status=403)
-            return failure("Invalid 'Authorization' header", 403)
+        refusal = _refusal(request, loaded)
+        if refusal is not None:
+            return refusal
         if loaded.problems:
             names = ", ".join(sorted({p.name for p in loaded.problems}))
             logs.error(f"refused: configuration errors in {names}", status=500)
             return failure(f"The action is misconfigured: check {names}", 500, render)
-        body = _read_body(request, loaded.settings.max_request_bytes)
+        cap = loaded.settings.max_request_bytes
+        body = _read_body(request, cap)
         if body is None:
-            logs.warning(
-                "refused: body over the cap", cap=loaded.settings.max_request_bytes, status=413
-            )
+            logs.warning("refused: body over the cap", cap=cap, status=413)
             return failure(
-                f"The request is larger than {loaded.settings.max_request_bytes} bytes; "
+                f"The request is larger than {cap} bytes; "
                 "use the 'url' download setting for large dashboards and Looks",
                 413,
                 render,
             )
         if loaded.capture_dir is not None:  # after the token check: no junk saved
-            capture.save(
-                loaded.capture_dir,
-                function,
-                request.headers.items(),
-                body,
-                loaded.settings.max_request_bytes,
-            )
-        try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            answer, status = handle(body, headers, loaded.settings)
-        except ActionError as exc:
-            errors = exc.validation_errors()
-            logs.log(
-                "ERROR" if exc.status >= 500 else "WARNING",
-                f"failed: {exc.message}",
-                status=exc.status,
-                validation_errors=dict(errors) or None,
-            )
-            return _json(*render(exc.message, exc.status, errors))
-        except Exception as exc:  # noqa: BLE001 - the last net: log the cause, answer in Looker's shape
-            logs.error(
-                f"failed: unexpected {type(exc).__name__}",
-                status=500,
-                traceback=traceback.format_exc(limit=20),
-            )
-            return failure("Internal error; the function's logs have the details", 500, render)
-        return _json(answer, status)
+            capture.save(loaded.capture_dir, function, request.headers.items(), body, cap)
+        return _handled(request, body, loaded.settings, handle, render)
+
+
+def _refusal(request: flask.Request, loaded: Loaded[S]) -> flask.Response | None:
+    """The answer to a request that does not reach the action: wrong method, no usable token
+    setting, no or a wrong token. None when it passes."""
+    if request.method != "POST":
+        logs.warning("refused: method not allowed", method=request.method, status=405)
+        return failure("Only POST is accepted", 405, Allow="POST")
+    token_problem = loaded.token_problem
+    if token_problem is not None:
+        logs.error(f"refused: {token_problem}", setting=token_problem.name, status=500)
+        return failure(f"The action is misconfigured: {token_problem.name} is not usable", 500)
+    verdict = check(request.headers.get("Authorization"), loaded.settings.token)
+    if verdict is AuthResult.MISSING:
+        logs.warning("refused: no Looker token in the Authorization header", status=401)
+        return failure("Missing or malformed Authorization header", 401)
+    if verdict is AuthResult.WRONG:
+        logs.warning("refused: wrong Looker token", status=403)
+        return failure("Invalid 'Authorization' header", 403)
+    return None
+
+
+def _handled(
+    request: flask.Request, body: bytes, settings: S, handle: Handler[S], render: Renderer
+) -> flask.Response:
+    """`handle`'s answer; an ActionError (or anything else) translated, here, once."""
+    try:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer, status = handle(body, headers, settings)
+    except ActionError as exc:
+        errors = exc.validation_errors()
+        logs.log(
+            "ERROR" if exc.status >= 500 else "WARNING",
+            f"failed: {exc.message}",
+            status=exc.status,
+            validation_errors=dict(errors) or None,
+        )
+        return _json(*render(exc.message, exc.status, errors))
+    except Exception as exc:  # noqa: BLE001 - the last net: log the cause, answer in Looker's shape
+        logs.error(
+            f"failed: unexpected {type(exc).__name__}",
+            status=500,
+            traceback=traceback.format_exc(limit=20),
+        )
+        return failure("Internal error; the function's logs have the details", 500, render)
+    return _json(answer, status)

@@ -11,4 +11,4 @@ for path in (ROOT, ROOT / "action_execute"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-pytest_plugins = ["tests.emulator_fixtures", "tests.export_support"]
+pytest_plugins = ["tests.support.emulators", "tests.support.world"]

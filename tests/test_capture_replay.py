@@ -25,14 +25,14 @@ from localdev import replay
 from localdev.lifecycle import free_port
 from shared import capture, settings
 from shared.settings import FormSettings
-from tests.export_support import (
+from tests.support.handlers import TOKEN, app, looker_headers
+from tests.support.world import (
     Deployment,
     assert_sample,
     push_body,
     sample_zip,
     url_body,
 )
-from tests.functions import TOKEN, app, looker_headers
 
 PLACEHOLDER = 'Token token="<redacted>"'
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy_support import GCLOUD_LIB, GCLOUD_PYTHON
+from tests.support.deploy import GCLOUD_LIB, GCLOUD_PYTHON
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy_support import (
+from tests.support.deploy import (
     DEPLOY,
     FALLBACK_VARS,
     LIB,

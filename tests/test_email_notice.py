@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from localdev.lifecycle import free_port
 from shared import logs, reader, settings
 from shared.settings import ExecuteSettings
-from tests.export_support import Deployment, execute, only_object, push_body
+from tests.support.world import Deployment, execute, only_object, push_body
 from tests.test_settings import GOOD, SecretManagerDouble
 
 SENDER = "Looker exports <exports@acme.example>"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from localdev.csek_proxy import key_sha256_b64
-from tests.emulator_fixtures import PROJECT, read_object, storage_client
-from tests.export_support import (
+from tests.support.emulators import PROJECT, read_object, storage_client
+from tests.support.handlers import FORM_FIELDS, TOKEN, looker_headers, payload
+from tests.support.world import (
     SHAPES,
     Deployment,
     assert_announced,
@@ -29,7 +30,6 @@ from tests.export_support import (
     sheets_by_calamine,
     url_body,
 )
-from tests.functions import FORM_FIELDS, TOKEN, looker_headers, payload
 
 import storage
 

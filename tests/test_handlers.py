@@ -8,7 +8,7 @@ import json
 import pytest
 
 from shared.integration import FUNCTIONS
-from tests.functions import (
+from tests.support.handlers import (
     FORM_FIELDS,
     TOKEN,
     app,

@@ -21,7 +21,7 @@ from google.cloud.storage.exceptions import InvalidResponse
 from localdev.csek_proxy import CsekProxy, key_sha256_b64
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
-from tests.emulator_fixtures import PROJECT, read_object, storage_client
+from tests.support.emulators import PROJECT, read_object, storage_client
 
 # Registers the fixtures even if tests/conftest.py does not; registering twice is a no-op.
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from shared import logs
-from tests.export_support import Deployment, execute, sample_zip, url_body
+from tests.support.world import Deployment, execute, sample_zip, url_body
 
 
 def lines(out: str) -> list[dict[str, str]]:

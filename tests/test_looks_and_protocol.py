@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.emulator_fixtures import storage_client
-from tests.export_support import (
+from tests.support.emulators import storage_client
+from tests.support.handlers import looker_answer, looker_headers, payload
+from tests.support.world import (
     SHAPES,
     Deployment,
     assert_sample,
@@ -36,7 +37,6 @@ from tests.export_support import (
     single_app,
     url_body,
 )
-from tests.functions import looker_answer, looker_headers, payload
 
 LOOK_CSV: str = payload("execute_look_push.json")["body"]["attachment"]["data"]
 LOOK_ROWS = [

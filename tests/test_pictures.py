@@ -18,7 +18,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.functions import FORM_FIELDS
+from tests.support.handlers import FORM_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "make_pictures.py"

@@ -4,7 +4,7 @@ Nothing here reaches Google. The script runs for real against a stand-in `gcloud
 that keeps the project's state in a JSON file (what exists, each secret's versions, the IAM
 bindings): `describe` fails for what does not exist and `create` fails for what does, as gcloud
 does, so a script that is not idempotent fails its second run. The flags it passes are checked
-against the REAL gcloud's help and parser (helpers in tests/deploy_support.py).
+against the REAL gcloud's help and parser (helpers in tests/support/deploy.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests import deploy_support
-from tests.deploy_support import (
+from tests.support import deploy as deploy_support
+from tests.support.deploy import (
     GCLOUD_LIB,
     GCLOUD_PYTHON,
     flags_of,
@@ -659,7 +659,7 @@ def test_readme_download_recipe_reads_the_workbook_with_the_key(
     """The README's download line, verbatim but for the object's path, run by bash with the real
     gcloud against fake-gcs-server behind the CSEK proxy (which refuses reads without the key)."""
     need_real_gcloud()
-    from tests.emulator_fixtures import storage_client
+    from tests.support.emulators import storage_client
 
     text = (REPO / "README.md").read_text()
     section = text.split("\n## From an empty project to a registered hub\n", 1)[1]

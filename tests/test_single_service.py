@@ -27,7 +27,7 @@ import functions_framework
 import pytest
 
 from shared.integration import FUNCTIONS
-from tests.deploy_support import (
+from tests.support.deploy import (
     PROJECT,
     SA,
     SECRET_KEY_VALUE,
@@ -47,7 +47,17 @@ from tests.deploy_support import (
     real_help,
     run_deploy,
 )
-from tests.export_support import (
+from tests.support.gunicorn import GunicornService, dockerfile_cmd, stage_single
+from tests.support.handlers import (
+    FORM_FIELDS,
+    ROOT,
+    TOKEN,
+    app,
+    looker_answer,
+    looker_headers,
+    payload,
+)
+from tests.support.world import (
     Deployment,
     assert_announced,
     assert_sample,
@@ -57,16 +67,6 @@ from tests.export_support import (
     single_app,
     url_body,
 )
-from tests.functions import (
-    FORM_FIELDS,
-    ROOT,
-    TOKEN,
-    app,
-    looker_answer,
-    looker_headers,
-    payload,
-)
-from tests.gunicorn_server import GunicornService, dockerfile_cmd, stage_single
 
 BASE = "https://looker-action-123456789.europe-west1.run.app"
 KEY = base64.b64encode(bytes(range(32))).decode()

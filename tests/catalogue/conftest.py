@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.catalogue.support import Watch
-from tests.functions import TOKEN
+from tests.support.catalogue import Watch
+from tests.support.handlers import TOKEN
 
 
 @pytest.fixture(autouse=True)

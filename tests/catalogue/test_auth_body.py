@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.catalogue.support import (
+from tests.support.catalogue import (
     WEBHOOK_ID,
     Watch,
     assert_exported,
@@ -22,8 +22,8 @@ from tests.catalogue.support import (
     assert_refused,
     call,
 )
-from tests.export_support import Deployment, push_body
-from tests.functions import TOKEN, looker_headers
+from tests.support.handlers import TOKEN, looker_headers
+from tests.support.world import Deployment, push_body
 
 MALFORMED = "Missing or malformed Authorization header"
 

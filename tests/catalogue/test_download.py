@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.catalogue.support import (
+from tests.support.catalogue import (
     Watch,
     assert_exported,
     assert_nothing_stored,
     assert_refused,
     call,
 )
-from tests.export_support import Deployment, sample_zip, url_body
+from tests.support.world import Deployment, sample_zip, url_body
 
 import download
 

@@ -20,7 +20,7 @@ import pytest
 
 from localdev.canned_http import CannedHttpServer
 from localdev.lifecycle import free_port
-from tests.catalogue.support import (
+from tests.support.catalogue import (
     WEBHOOK_ID,
     Watch,
     assert_exported,
@@ -29,8 +29,8 @@ from tests.catalogue.support import (
     call,
     no_messages,
 )
-from tests.emulator_fixtures import read_object, storage_client
-from tests.export_support import Deployment, assert_sample, push_body, sample_zip, url_body
+from tests.support.emulators import read_object, storage_client
+from tests.support.world import Deployment, assert_sample, push_body, sample_zip, url_body
 
 import announce
 

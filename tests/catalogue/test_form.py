@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.catalogue.support import (
+from tests.support.catalogue import (
     Watch,
     assert_exported,
     assert_nothing_stored,
     assert_refused,
     call,
 )
-from tests.emulator_fixtures import storage_client
-from tests.export_support import Deployment, push_body
+from tests.support.emulators import storage_client
+from tests.support.world import Deployment, push_body
 
 
 def with_form(world: Deployment, **values: Any) -> dict[str, Any]:

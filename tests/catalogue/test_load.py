@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from localdev.csek_proxy import key_sha256_b64
-from tests.catalogue.support import Watch, served
-from tests.emulator_fixtures import storage_client
-from tests.export_support import Deployment, push_body, sheets_by_calamine, url_body
-from tests.functions import looker_answer, looker_headers
+from tests.support.catalogue import Watch, served
+from tests.support.emulators import storage_client
+from tests.support.handlers import looker_answer, looker_headers
+from tests.support.world import Deployment, push_body, sheets_by_calamine, url_body
 
 N = 20
 

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.export_support import sheets_by_calamine
+from tests.support.world import sheets_by_calamine
 
 import workbook
 from workbook import cells

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.catalogue.support import Watch, call, no_messages
-from tests.export_support import Deployment, push_body, sample_zip, url_body
-from tests.functions import TOKEN, looker_headers
+from tests.support.catalogue import Watch, call, no_messages
+from tests.support.handlers import TOKEN, looker_headers
+from tests.support.world import Deployment, push_body, sample_zip, url_body
 
 
 def test_the_watch_catches_a_leak(watch: Watch) -> None:

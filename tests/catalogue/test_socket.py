@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from localdev.functions import LocalFunctions
-from tests.catalogue.support import WEBHOOK_ID, Watch, assert_nothing_stored, served
-from tests.export_support import Deployment
-from tests.functions import looker_answer, looker_headers
+from tests.support.catalogue import WEBHOOK_ID, Watch, assert_nothing_stored, served
+from tests.support.handlers import looker_answer, looker_headers
+from tests.support.world import Deployment
 
 CAP = 4096
 TOO_LARGE = (

@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from tests.catalogue.support import (
+from tests.support.catalogue import (
     WEBHOOK_ID,
     Watch,
     assert_exported,
@@ -29,7 +29,7 @@ from tests.catalogue.support import (
     zip_of,
     zipcrypto_zip,
 )
-from tests.export_support import Deployment, push_body, sample_zip, sheets_by_openpyxl
+from tests.support.world import Deployment, push_body, sample_zip, sheets_by_openpyxl
 
 
 def push(world: Deployment, watch: Watch, entries: dict[str, bytes]):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from typing import Self
 
 from localdev.lifecycle import Service, free_port, wait_until_answering
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / "scripts" / "stage.sh"
 
 

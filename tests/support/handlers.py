@@ -9,7 +9,7 @@ from typing import Any
 import flask
 import functions_framework
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = ROOT / "samples" / "payloads"
 TOKEN = "test-token-5f2c9a71d4e3"
 

@@ -1,6 +1,6 @@
 """Session-scoped pytest fixtures for the local stand-ins (fake GCS behind the CSEK proxy, Pub/Sub, Looker downloads).
 
-Register with `pytest_plugins = ["tests.emulator_fixtures"]` in tests/conftest.py (or in a test
+Register with `pytest_plugins = ["tests.support.emulators"]` in tests/conftest.py (or in a test
 module). Each service starts once per session, on first use, and is stopped at session end.
 
 PYTEST_DONT_REWRITE: test modules import helpers from here before pytest loads it as a plugin;

@@ -36,9 +36,9 @@ from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
 from localdev.lifecycle import free_port
 from shared.integration import FUNCTIONS
-from tests.emulator_fixtures import PROJECT, read_object
-from tests.functions import ROOT, TOKEN, app, looker_headers, payload
-from tests.gunicorn_server import GunicornService
+from tests.support.emulators import PROJECT, read_object
+from tests.support.gunicorn import GunicornService
+from tests.support.handlers import ROOT, TOKEN, app, looker_headers, payload
 
 import announce
 import storage

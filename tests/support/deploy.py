@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy.sh"
 STAGE = REPO / "scripts" / "stage.sh"
 LIB = REPO / "scripts" / "lib.sh"  # sourced by deploy.sh and setup-project.sh
@@ -74,7 +74,7 @@ FALLBACK_VARS = (
 )  # fmt: skip
 
 STANDIN_GCLOUD = r"""#!{python}
-# Stand-in gcloud written by tests/deploy_support.py: records argv (and the files a --source
+# Stand-in gcloud written by tests/support/deploy.py: records argv (and the files a --source
 # names), answers `functions describe` with a URL, and remembers the Cloud Run services it
 # deployed (in a state file beside the log) to answer `run services list` and `describe`.
 import json, os, sys

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from tests.emulator_fixtures import PROJECT
-from tests.export_support import Deployment
-from tests.functions import app, looker_answer, looker_headers
+from tests.support.emulators import PROJECT
+from tests.support.handlers import app, looker_answer, looker_headers
+from tests.support.world import Deployment
 
 WEBHOOK_ID = "6f1e0c7a9b2d4e8f"  # what the sample Looker headers carry
 
