@@ -78,20 +78,6 @@ def sample(tile: str, source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[s
     return rows, len(rows) < layout.WIDTH_SAMPLE_ROWS
 
 
-def _take(
-    pending: deque[Sequence[str]], source: Iterator[Sequence[str]], limit: int
-) -> Iterator[Sequence[str]]:
-    """Up to `limit` rows: first those sampled, then straight from the tile."""
-    for _ in range(limit):
-        if pending:
-            yield pending.popleft()
-            continue
-        row = next(source, None)
-        if row is None:
-            return
-        yield row
-
-
 def take(
     pending: deque[Sequence[str]], source: Iterator[Sequence[str]], limit: int
 ) -> Iterator[Sequence[str]]:
