@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import IO, cast
 
-from . import layout, limits, parts, pipe, theme
+from . import deflate, layout, limits, parts, pipe, theme
 from .limits import SheetSummary, WorkbookError, check_width
 from .names import SheetNamer
 from .pipe import ForwardOnly
@@ -45,7 +45,7 @@ def write_workbook(
     )
     deflater = pipe.Pipe()  # looked up at call time: the benchmark swaps in a serial one
     try:
-        book = _Book(archive, deflater, on_warning or _ignore)
+        book = _Book(archive, deflater, on_warning or _ignore, compresslevel)
         book.write(chain([first], remaining))
         archive.close()
     except BaseException:
@@ -66,8 +66,11 @@ def _ignore(_: str) -> None:
 class _Book:
     """The workbook being written: sheet parts as tiles arrive, the index parts at the end."""
 
-    def __init__(self, archive: zipfile.ZipFile, deflater: pipe.Pipe, warn: Warn) -> None:
+    def __init__(
+        self, archive: zipfile.ZipFile, deflater: pipe.Pipe, warn: Warn, level: int
+    ) -> None:
         self.archive = archive
+        self.level = level
         self.pipe = deflater
         self.warn = warn
         self.namer = SheetNamer()
@@ -90,8 +93,14 @@ class _Book:
         self.put("docProps/app.xml", parts.app_xml(names))
         self.put("[Content_Types].xml", parts.content_types(len(names)))
 
+    def open(self, name: str) -> IO[bytes]:
+        """A part to write, deflated by `deflate` (ISA-L where it loads)."""
+        part = self.archive.open(name, "w")
+        deflate.use_in(part, self.level, self.warn)
+        return part
+
     def put(self, name: str, xml: str) -> None:
-        with self.archive.open(name, "w") as part:
+        with self.open(name) as part:
             part.write((DECLARATION + xml).encode())
 
     def write_tile(self, tile_name: str, rows: Iterable[Sequence[str]]) -> None:
@@ -122,7 +131,7 @@ class _Book:
         self, sheet: Sheet, rows: Iterable[Sequence[str]], known: list[Sequence[str]] | None
     ) -> None:
         index = len(self.sheets) + 1
-        with self.archive.open(f"xl/worksheets/sheet{index}.xml", "w") as part:
+        with self.open(f"xl/worksheets/sheet{index}.xml") as part:
             filter_ref, count = write_sheet(
                 part, index, sheet, iter(rows), known, self.pipe, self.warn
             )
