@@ -175,6 +175,7 @@ def conversion_rounds(
         kinds = [k for k in kinds if k not in ANCHOR_MODULES]
     if size.name == args.variants_on:
         kinds += [f"ours@{level}" for level in args.levels if level != args.level]
+        kinds.append("ours-zlib")  # the fallback, and the size ISA-L's is held against
         if args.serial:
             kinds.append("ours-serial")
     if args.one_core and shutil.which("taskset"):

@@ -134,6 +134,14 @@ def ours_serial(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     return ours(path, level, out)
 
 
+def ours_zlib(path: Path, level: int, out: Path | None) -> dict[str, Any]:
+    """Ours with zlib, as without the ISA-L wheel: the size and speed ISA-L is measured against."""
+    from workbook import deflate
+
+    deflate._ENGINE = ImportError("the benchmark's zlib variant")
+    return ours(path, level, out)
+
+
 def floor(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     """The floor: unzip + parse + type every cell with no output; then deflate as many XML bytes.
 
@@ -228,6 +236,7 @@ def xlsxwriter_cm(path: Path, level: int, out: Path | None) -> dict[str, Any]:
 KINDS: dict[str, Callable[[Path, int, Path | None], dict[str, Any]]] = {
     "ours": ours,
     "ours-serial": ours_serial,
+    "ours-zlib": ours_zlib,
     "floor": floor,
     "pandas": pandas,
     "xlsxwriter": xlsxwriter_cm,
