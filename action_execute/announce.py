@@ -55,6 +55,11 @@ class Announcement:
     webhook_id: str | None  # Looker's X-Looker-Webhook-Id: how an admin finds the delivery
     created_at: str  # ISO 8601, UTC
     sheets: list[dict[str, Any]] | None  # [{"name", "rows"}] per worksheet; absent for originals
+    # Cells changed on the way, {"count", "first": [{"sheet", "cell"}]} (at most 5 named);
+    # absent for originals. Cut: texts over Excel's 32,767 characters. Characters removed:
+    # U+FFFE, U+FFFF and lone surrogates, which no spreadsheet can hold.
+    cells_cut: dict[str, Any] | None = None
+    cells_with_characters_removed: dict[str, Any] | None = None
     dashboard_title: str | None = None  # the title again, for dashboards only (first release)
     dashboard_url: str | None = None
     event: str = EVENT
@@ -62,8 +67,9 @@ class Announcement:
 
     def body(self) -> dict[str, Any]:
         out = asdict(self)
-        if self.sheets is None:
-            del out["sheets"]
+        for name in ("sheets", "cells_cut", "cells_with_characters_removed"):
+            if out[name] is None:
+                del out[name]
         return out
 
     def attributes(self) -> dict[str, str]:

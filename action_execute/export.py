@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from shared import logs
 from shared.errors import ActionError
@@ -39,7 +39,32 @@ class Result:
         if self.sheets is None:
             return f"{stored.gcs_uri} (the file as Looker sent it, {stored.size:,} bytes)"
         rows = sum(s.rows for s in self.sheets)
-        return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)"
+        return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)" + "".join(
+            f"; {_changed(self.sheets, kind)}" for kind in ("cut", "dropped") if _count(self, kind)
+        )
+
+
+_CHANGES = {
+    "cut": "over Excel's 32,767-character limit cut to it",
+    "dropped": "with characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) removed",
+}
+
+
+def _count(result: Result, kind: str) -> int:
+    return sum(getattr(s, f"{kind}_count") for s in result.sheets or [])
+
+
+def _first(sheets: list[workbook.SheetSummary], kind: str) -> list[dict[str, str]]:
+    """The first few changed cells of `kind`, as {"sheet", "cell"}."""
+    found = [{"sheet": s.name, "cell": ref} for s in sheets for ref in getattr(s, f"{kind}_cells")]
+    return found[:5]
+
+
+def _changed(sheets: list[workbook.SheetSummary], kind: str) -> str:
+    count = sum(getattr(s, f"{kind}_count") for s in sheets)
+    where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in _first(sheets, kind))
+    more = ", ..." if count > len(_first(sheets, kind)) else ""
+    return f"{count} cell{'s' if count != 1 else ''} {_CHANGES[kind]}: {where}{more}"
 
 
 def _policy(config: ExecuteSettings, deadline: Deadline) -> DownloadPolicy:
@@ -169,9 +194,17 @@ def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
         sheets=None
         if result.sheets is None
         else [{"name": s.name, "rows": s.rows} for s in result.sheets],
+        cells_cut=_changes(result, "cut"),
+        cells_with_characters_removed=_changes(result, "dropped"),
         dashboard_title=order.title if dashboard else None,
         dashboard_url=order.url if dashboard else None,
     )
+
+
+def _changes(result: Result, kind: str) -> dict[str, Any] | None:
+    if result.sheets is None:
+        return None
+    return {"count": _count(result, kind), "first": _first(result.sheets, kind)}
 
 
 def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:

@@ -131,7 +131,8 @@ def test_decimals_are_numbers_exactly_when_15_digits_hold_them(value: Decimal) -
     [
         ("plain", "plain"),
         ("tab\tlf\ncr\r", "tab\tlf\ncr\r"),  # allowed by XML 1.0
-        ("a\x00b\x01c\x08d\x0be\x0cf\x0eg\x1fh", "abcdefgh"),
+        # control characters stay: the XML writer carries them as _xHHHH_
+        ("a\x00b\x01c\x08d\x0be\x0cf\x0eg\x1fh", "a\x00b\x01c\x08d\x0be\x0cf\x0eg\x1fh"),
         ("x\ufffey\uffffz", "xyz"),
         ("lone \ud800 high \udfff low", "lone  high  low"),
         ("emoji 😀 stays", "emoji 😀 stays"),
@@ -163,9 +164,14 @@ def test_clean_text_cuts_to_excel_limit_in_utf16_units(
     assert text.startswith(cleaned)
 
 
-def test_illegal_characters_go_before_the_cut() -> None:
-    cleaned, was_cut = cells.clean_text("\x00" * 10 + "a" * 32_767)
+def test_uncarriable_characters_go_before_the_cut() -> None:
+    cleaned, was_cut = cells.clean_text("\ufffe" * 10 + "a" * 32_767)
     assert (cleaned, was_cut) == ("a" * 32_767, False)
+
+
+def test_control_characters_count_toward_excels_limit() -> None:
+    cleaned, was_cut = cells.clean_text("\x00" * 10 + "a" * 32_767)
+    assert (cleaned, was_cut) == ("\x00" * 10 + "a" * 32_757, True)
 
 
 @pytest.mark.parametrize(
@@ -182,3 +188,23 @@ def test_illegal_characters_go_before_the_cut() -> None:
 )
 def test_display_width(kind: int, value: str, width: int) -> None:
     assert cells.display_width(kind, value) == width
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        # Looker's CSV-injection guard: `'` before =, -, + or @
+        ("'-12", NUMBER, "-12"),
+        ("'-1.5", NUMBER, "-1.5"),
+        ("'+3.5", NUMBER, "3.5"),
+        ("'-0", TEXT, "'-0"),  # as unguarded: a number would drop the sign
+        ("'+4915112345678", TEXT, "'+4915112345678"),  # a phone number, as unguarded
+        ("'=SUM(A1)", TEXT, "'=SUM(A1)"),
+        ("'@handle", TEXT, "'@handle"),
+        ("'-x", TEXT, "'-x"),
+        ("'12", TEXT, "'12"),  # not the guard (it guards only = - + @): kept as sent
+        ("'", TEXT, "'"),
+    ],
+)
+def test_lookers_injection_guard(text: str, kind: int, value: str) -> None:
+    assert cells.classify(text) == (kind, value)

@@ -7,8 +7,8 @@ import datetime
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 from . import xmlwriter
 
@@ -37,12 +37,15 @@ _DATE = re.compile(
 # is several times cheaper than int() on slices, and a tile has many date-times.
 _HOUR_MINUTE: Final = {f"{h:02}:{m:02}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
 _SECOND: Final = {f"{s:02}": s for s in range(60)}
-_TYPED_START: Final = frozenset("-0123456789")
+_TYPED_START: Final = frozenset("-0123456789'")
 
 # Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates
-# (a Python str only holds surrogates unpaired, e.g. from `surrogateescape` decoding).
+# (a Python str only holds surrogates unpaired, e.g. from `surrogateescape` decoding). The C0
+# controls go into the cell as `_xHHHH_`, as Excel and xlsxwriter write them; the rest no
+# spreadsheet can hold, and is dropped (and counted: `Notes.dropped`).
 _ILLEGAL_CLASS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff"
 _XML_ILLEGAL = re.compile(f"[{_ILLEGAL_CLASS}]")
+_UNCARRIABLE = re.compile("[\ufffe\uffff\ud800-\udfff]")
 # What cell text may need care for: the illegal characters and what XML escapes.
 _CARE_CHARS = re.compile(f"[{_ILLEGAL_CLASS}&<>\r]")
 
@@ -60,11 +63,17 @@ def classify(text: str) -> tuple[int, str]:
     Excel serial), and the untouched text for TEXT (pass it to `clean_text`). Text that starts
     with `=`, `+`, `-` or `@` is just text: it is written as an inline string, which Excel never
     evaluates (no `<f>` element is ever written).
+
+    Looker's optional CSV-injection guard puts `'` before a value starting with `=`, `-`, `+` or
+    `@`: a guarded negative number (`'-12`) or signed decimal (`'+3.5`) is that number; any other
+    guarded text (`'=SUM(A1)`, `'+4915112345678`) stays exactly as sent.
     """
     if not text:
         return BLANK, ""
     if text[0] not in _TYPED_START:
         return TEXT, text
+    if text[0] == "'":
+        return _guarded(text)
     if text.isdigit() and text.isascii():  # the commonest number, decided without a regex
         # Excel keeps up to 15 digits; a leading zero (`01234`) is a code: text.
         keeps = len(text) <= MAX_SIGNIFICANT_DIGITS and (text[0] != "0" or len(text) == 1)
@@ -73,6 +82,17 @@ def classify(text: str) -> tuple[int, str]:
         return _date_or_text(text)
     if _NUMBER.fullmatch(text) is not None:
         return (NUMBER, text) if _keeps_as_number(text) else (TEXT, text)
+    return TEXT, text
+
+
+def _guarded(text: str) -> tuple[int, str]:
+    inner = text[1:]
+    if inner[:1] == "+" and "." in inner:
+        inner = inner[1:]  # `'+3.5`; an all-digit `'+49...` is a phone number, as unguarded
+    if inner[:1] == "-" or (inner[:1].isdigit() and text[1:2] == "+"):
+        kind, value = classify(inner)
+        if kind == NUMBER:
+            return NUMBER, value
     return TEXT, text
 
 
@@ -144,9 +164,11 @@ def _day_serial(ymd: str) -> int | None:
 
 
 def clean_text(text: str) -> tuple[str, bool]:
-    """Drop characters XML cannot carry and cut to Excel's limit; the flag says it was cut."""
-    if _XML_ILLEGAL.search(text) is not None:
-        text = _XML_ILLEGAL.sub("", text)
+    """Drop the characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) and cut to
+    Excel's limit; the flag says it was cut. Control characters stay: the XML writer carries
+    them as `_xHHHH_`."""
+    if _UNCARRIABLE.search(text) is not None:
+        text = _UNCARRIABLE.sub("", text)
     # A string of at most half the limit in code points cannot exceed it in UTF-16 units.
     if len(text) <= MAX_TEXT_UNITS // 2 or _utf16_units(text) <= MAX_TEXT_UNITS:
         return text, False
@@ -202,7 +224,15 @@ _STYLE: Final = {DATE: ' s="2"', DATETIME: ' s="3"'}
 # Text that cannot pass Excel's limit in UTF-16 units, whatever it holds.
 _PLAIN_MAX: Final = MAX_TEXT_UNITS // 2
 
-WarnCut = Callable[[str], None]
+
+class Notes(Protocol):
+    """Where a sheet records what it changed in a cell, so that nothing changes silently."""
+
+    def cut(self, ref: str) -> None:
+        """The cell's text was cut to Excel's limit."""
+
+    def dropped(self, ref: str) -> None:
+        """Characters no spreadsheet can hold were dropped from the cell's text."""
 
 
 def letters(count: int) -> list[str]:
@@ -217,11 +247,13 @@ def letters(count: int) -> list[str]:
     return _LETTERS
 
 
-def text_cell(ref: str, style: str, text: str, warn_cut: WarnCut) -> str:
+def text_cell(ref: str, style: str, text: str, notes: Notes) -> str:
     """An inline string cell: never a formula, whatever the text starts with."""
+    if _UNCARRIABLE.search(text) is not None:
+        notes.dropped(ref)
     text, was_cut = clean_text(text)
     if was_cut:
-        warn_cut(ref)
+        notes.cut(ref)
     if not text:
         # Nothing left once XML-illegal characters are gone: a (styled) blank.
         return f'<c r="{ref}"{style}/>' if style else ""
@@ -230,14 +262,14 @@ def text_cell(ref: str, style: str, text: str, warn_cut: WarnCut) -> str:
     return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
 
-def header_xml(header: Sequence[str], warn_cut: WarnCut) -> str:
+def header_xml(header: Sequence[str], notes: Notes) -> str:
     """Row 1: every cell bold text, even when it looks like a number (blank: a bold blank)."""
     cols = letters(len(header))
-    xml = "".join(text_cell(f"{cols[i]}1", _BOLD, text, warn_cut) for i, text in enumerate(header))
+    xml = "".join(text_cell(f"{cols[i]}1", _BOLD, text, notes) for i, text in enumerate(header))
     return f'<row r="1">{xml}</row>' if xml else ""
 
 
-def row_xml(r: str, row: Sequence[str], cols: list[str], warn_cut: WarnCut) -> str:
+def row_xml(r: str, row: Sequence[str], cols: list[str], notes: Notes) -> str:
     """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
 
     Plain text (the common case) is written here without a call per cell; everything that may
@@ -265,7 +297,7 @@ def row_xml(r: str, row: Sequence[str], cols: list[str], warn_cut: WarnCut) -> s
             space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
             append(f'<c r="{col}{r}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
         else:
-            xml = text_cell(col + r, "", text, warn_cut)
+            xml = text_cell(col + r, "", text, notes)
             if xml:
                 append(xml)
     if not parts:

@@ -21,14 +21,23 @@ the file (duckdb/duckdb-excel#64), so sheets stay below it; the margin covers de
 
 MAX_COLUMNS: Final = 16_384
 MAX_CUT_WARNINGS: Final = 10
+"""Changed cells named in the log, per sheet and kind of change; all are counted."""
+MAX_NAMED_CELLS: Final = 5
+"""Changed cells named in the summary (Looker's message, the Pub/Sub message)."""
 
 
 @dataclass(frozen=True)
 class SheetSummary:
-    """One worksheet written: its final name and its data rows (header excluded)."""
+    """One worksheet written: its final name, its data rows (header excluded), and the cells
+    changed on the way: texts cut to Excel's limit, characters no spreadsheet can hold removed
+    (counts, and the first few cell references)."""
 
     name: str
     rows: int
+    cut_count: int = 0
+    cut_cells: tuple[str, ...] = ()
+    dropped_count: int = 0
+    dropped_cells: tuple[str, ...] = ()
 
 
 class WorkbookError(ActionError):

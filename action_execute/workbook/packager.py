@@ -132,8 +132,8 @@ class _Book:
     ) -> None:
         index = len(self.sheets) + 1
         with self.open(f"xl/worksheets/sheet{index}.xml") as part:
-            filter_ref, count = write_sheet(
+            filter_ref, summary = write_sheet(
                 part, index, sheet, iter(rows), known, self.pipe, self.warn
             )
         self.sheets.append(parts.SheetEntry(sheet.name, filter_ref))
-        self.summaries.append(SheetSummary(sheet.name, count))
+        self.summaries.append(summary)

@@ -10,7 +10,7 @@ from itertools import islice
 from typing import IO, Final
 
 from . import cells, layout, limits
-from .limits import WorkbookError, check_width
+from .limits import SheetSummary, WorkbookError, check_width
 from .pipe import Pipe
 
 BATCH_ROWS: Final = 500
@@ -36,20 +36,20 @@ def write_sheet(
     known: list[Sequence[str]] | None,
     pipe: Pipe,
     warn: Warn,
-) -> tuple[str | None, int]:
+) -> tuple[str | None, SheetSummary]:
     """Stream worksheet `index` into `part`; `known` (all its rows, if in hand) gives
-    `<dimension>`. Returns its autofilter range and its data rows."""
+    `<dimension>`. Returns its autofilter range and what was written."""
     dimension = None if known is None else layout.dimension(sheet.header, known)
     header = sheet.header
     out = _Batches(part, sheet, pipe)
     try:
         out.put(layout.sheet_head(dimension, index == 1, header is not None, sheet.widths))
-        warn_cut = _cut_warner(warn, sheet.name)
+        notes = CellNotes(sheet.name, warn)
         width = 0
         count = 0
         if header is not None:
             width = len(header)
-            out.put(cells.header_xml(header, warn_cut))
+            out.put(cells.header_xml(header, notes))
             cols = cells.letters(width)
             row_xml = cells.row_xml
             for count, row in enumerate(rows, start=1):
@@ -57,7 +57,7 @@ def write_sheet(
                     width = len(row)
                     check_width(sheet.tile, width)
                     cols = cells.letters(width)
-                xml = row_xml(str(count + 1), row, cols, warn_cut)
+                xml = row_xml(str(count + 1), row, cols, notes)
                 if xml:
                     out.put(xml)
         filter_ref = layout.filter_ref(width, count) if width else None
@@ -67,7 +67,15 @@ def write_sheet(
         pipe.abandon()  # before the part closes: the thread must be done with it
         raise
     pipe.wait()
-    return filter_ref, count
+    summary = SheetSummary(
+        sheet.name,
+        count,
+        cut_count=notes.cut_count,
+        cut_cells=tuple(notes.cut_cells),
+        dropped_count=notes.dropped_count,
+        dropped_cells=tuple(notes.dropped_cells),
+    )
+    return filter_ref, summary
 
 
 def sample(tile: str, source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
@@ -124,21 +132,47 @@ class _Batches:
         self._pipe.write(self._part, data)
 
 
-def _cut_warner(warn: Warn, sheet_name: str) -> cells.WarnCut:
-    cut = 0  # a sheet of long texts must not flood the log: the first few cells are named
+class CellNotes:
+    """A sheet's record of changed cells (`cells.Notes`): every one counted, the first few named
+    for the user and the log, so that a long sheet of long texts does not flood either."""
 
-    def warn_cut(ref: str) -> None:
-        nonlocal cut
-        cut += 1
-        if cut <= limits.MAX_CUT_WARNINGS:
-            warn(
-                f"Sheet '{sheet_name}', cell {ref}: text longer than Excel's "
-                f"{cells.MAX_TEXT_UNITS:,} characters was cut to that length"
-            )
-        elif cut == limits.MAX_CUT_WARNINGS + 1:
-            warn(
-                f"Sheet '{sheet_name}': more cells were cut; only the first "
-                f"{limits.MAX_CUT_WARNINGS} are named"
-            )
+    def __init__(self, sheet_name: str, warn: Warn) -> None:
+        self.sheet_name = sheet_name
+        self.warn = warn
+        self.cut_cells: list[str] = []  # the first limits.MAX_NAMED_CELLS refs
+        self.cut_count = 0
+        self.dropped_cells: list[str] = []
+        self.dropped_count = 0
 
-    return warn_cut
+    def cut(self, ref: str) -> None:
+        self.cut_count += 1
+        self._name(self.cut_cells, ref)
+        self._log(
+            self.cut_count,
+            f"cell {ref}: text longer than Excel's {cells.MAX_TEXT_UNITS:,} characters was cut "
+            "to that length",
+            "more cells were cut",
+        )
+
+    def dropped(self, ref: str) -> None:
+        self.dropped_count += 1
+        self._name(self.dropped_cells, ref)
+        self._log(
+            self.dropped_count,
+            f"cell {ref}: characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) "
+            "were removed",
+            "more cells had such characters removed",
+        )
+
+    def _name(self, refs: list[str], ref: str) -> None:
+        if len(refs) < limits.MAX_NAMED_CELLS:
+            refs.append(ref)
+
+    def _log(self, count: int, first: str, more: str) -> None:
+        if count <= limits.MAX_CUT_WARNINGS:
+            self.warn(f"Sheet '{self.sheet_name}', {first}")
+        elif count == limits.MAX_CUT_WARNINGS + 1:
+            self.warn(
+                f"Sheet '{self.sheet_name}': {more}; only the first {limits.MAX_CUT_WARNINGS} "
+                "are named"
+            )

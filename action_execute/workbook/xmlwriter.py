@@ -12,10 +12,11 @@ PKG_REL_NS: Final = "http://schemas.openxmlformats.org/package/2006/relationship
 CONTENT_TYPE: Final = "application/vnd.openxmlformats-"
 
 # Excel decodes `_xHHHH_` in cell text as a character, so a literal one is escaped by encoding
-# its underscore; CR becomes `_x000D_` because XML parsers turn a raw CR into LF. Both as
-# xlsxwriter does.
-_NEEDS_ESCAPE = re.compile(r"[&<>\r]|_x[0-9A-Fa-f]{4}_")
+# its underscore; CR becomes `_x000D_` because XML parsers turn a raw CR into LF, and the other
+# control characters XML 1.0 forbids become `_x0001_`... All as Excel and xlsxwriter write them.
+_NEEDS_ESCAPE = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f]|_x[0-9A-Fa-f]{4}_")
 _LITERAL_ESCAPE = re.compile(r"(_x[0-9A-Fa-f]{4}_)")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def data(text: str) -> str:
@@ -36,4 +37,6 @@ def cell_text(text: str) -> str:
     """Any cell text (`<t>` of an inline string)."""
     if _NEEDS_ESCAPE.search(text) is None:
         return text
-    return cell_text_plain(_LITERAL_ESCAPE.sub(r"_x005F\1", text))
+    text = _LITERAL_ESCAPE.sub(r"_x005F\1", text)
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+    return cell_text_plain(text)

@@ -29,7 +29,13 @@ from tests.support.catalogue import (
     zip_of,
     zipcrypto_zip,
 )
-from tests.support.world import Deployment, push_body, sample_zip, sheets_by_openpyxl
+from tests.support.world import (
+    Deployment,
+    push_body,
+    sample_zip,
+    sheets_by_calamine,
+    sheets_by_openpyxl,
+)
 
 
 def push(world: Deployment, watch: Watch, entries: dict[str, bytes]):  # type: ignore[no-untyped-def]
@@ -173,19 +179,59 @@ class TestCsv:
             [7, 8, None, None, None],
         ]
 
-    def test_nul_and_control_bytes_are_dropped(self, world: Deployment, watch: Watch) -> None:
+    def test_nul_and_control_bytes_are_kept_as_excel_writes_them(
+        self, world: Deployment, watch: Watch
+    ) -> None:
         answer = push(world, watch, {"Nul.csv": b"na\x00me,x\nab\x00c,\x01\x1bd\x7f\n"})
         name = assert_exported(world, answer, sheets=1, rows=1)
-        assert sheets_by_openpyxl(world.workbook(name))["Nul"] == [
-            ["name", "x"],
-            ["abc", "d\x7f"],
+        data = world.workbook(name)
+        # Carried as _xHHHH_, which calamine (and Excel) decode; openpyxl shows the escapes.
+        assert sheets_by_calamine(data)["Nul"] == [["na\x00me", "x"], ["ab\x00c", "\x01\x1bd\x7f"]]
+        assert sheets_by_openpyxl(data)["Nul"] == [
+            ["na_x0000_me", "x"],
+            ["ab_x0000_c", "_x0001__x001B_d\x7f"],
         ]
+        assert answer.announced["cells_with_characters_removed"] == {"count": 0, "first": []}
+
+    def test_characters_no_spreadsheet_holds_are_removed_and_said(
+        self, world: Deployment, watch: Watch
+    ) -> None:
+        csv = "name\nx\ufffey\nplain\nz\uffffw\n".encode()
+        answer = push(world, watch, {"Odd.csv": csv})
+        name = assert_exported(
+            world,
+            answer,
+            sheets=1,
+            rows=3,
+            changes="; 2 cells with characters no spreadsheet can hold (U+FFFE, U+FFFF, lone "
+            "surrogates) removed: 'Odd'!A2, 'Odd'!A4",
+        )
+        assert sheets_by_calamine(world.workbook(name))["Odd"] == [
+            ["name"],
+            ["xy"],
+            ["plain"],
+            ["zw"],
+        ]
+        assert answer.announced["cells_with_characters_removed"] == {
+            "count": 2,
+            "first": [{"sheet": "Odd", "cell": "A2"}, {"sheet": "Odd", "cell": "A4"}],
+        }
 
     def test_a_1mb_cell_is_cut_to_excels_limit_with_a_warning(
         self, world: Deployment, watch: Watch
     ) -> None:
         answer = push(world, watch, {"Long.csv": b"id,text\n1," + b"x" * 1_000_000 + b"\n"})
-        name = assert_exported(world, answer, sheets=1, rows=1)
+        name = assert_exported(
+            world,
+            answer,
+            sheets=1,
+            rows=1,
+            changes="; 1 cell over Excel's 32,767-character limit cut to it: 'Long'!B2",
+        )
+        assert answer.announced["cells_cut"] == {
+            "count": 1,
+            "first": [{"sheet": "Long", "cell": "B2"}],
+        }
         rows = sheets_by_openpyxl(world.workbook(name))["Long"]
         assert rows == [["id", "text"], [1, "x" * 32_767]]
         line = answer.line(
@@ -272,7 +318,18 @@ class TestLongCellsAtScale:
     ) -> None:
         long_cell = b"y" * 40_000
         answer = push(world, watch, {"Notes.csv": b"note\n" + (long_cell + b"\n") * 15})
-        name = assert_exported(world, answer, sheets=1, rows=15)
+        first = [f"'Notes'!A{r}" for r in range(2, 7)]
+        name = assert_exported(
+            world,
+            answer,
+            sheets=1,
+            rows=15,
+            changes="; 15 cells over Excel's 32,767-character limit cut to it: "
+            + ", ".join(first)
+            + ", ...",
+        )
+        assert answer.announced["cells_cut"]["count"] == 15
+        assert len(answer.announced["cells_cut"]["first"]) == 5
         cut = [line["message"] for line in answer.lines if line.get("stage") == "workbook"]
         cut = [text for text in cut if text.startswith("Sheet 'Notes'")]
         assert cut == [

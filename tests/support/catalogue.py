@@ -157,11 +157,14 @@ def zip_of(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED
     return buffer.getvalue()
 
 
-def assert_exported(world: Deployment, answer: Answer, sheets: int, rows: int) -> str:
-    """Success: one object, one message naming it, Looker told where it is. Returns its name."""
+def assert_exported(
+    world: Deployment, answer: Answer, sheets: int, rows: int, changes: str = ""
+) -> str:
+    """Success: one object, one message naming it, Looker told where it is (and, `changes`,
+    which cells were changed on the way). Returns its name."""
     assert answer.status == 200, answer.looker
     (name,) = world.objects()
-    summary = f"gs://{world.bucket}/{name} ({sheets} sheets, {rows} rows)"
+    summary = f"gs://{world.bucket}/{name} ({sheets} sheets, {rows} rows){changes}"
     assert answer.looker == looker_answer(True, summary)
     line = answer.line(f"exported {summary}")
     assert (line["severity"], line["webhook_id"]) == ("INFO", WEBHOOK_ID)
