@@ -208,3 +208,39 @@ def test_display_width(kind: int, value: str, width: int) -> None:
 )
 def test_lookers_injection_guard(text: str, kind: int, value: str) -> None:
     assert cells.classify(text) == (kind, value)
+
+
+@pytest.mark.parametrize(
+    ("columns", "codes"),
+    [
+        ([["01234", "79618", "90210"]], {0}),  # postal codes: one leading zero makes all text
+        ([["123", "9007199254740993123"]], {0}),  # IDs, one longer than 15 digits
+        ([["+4915112345678", "3105550100"]], {0}),  # phone numbers
+        ([["42", "17", "0"]], set()),  # numbers stay numbers
+        ([["01234", "n/a"]], set()),  # not all digit strings: cell by cell
+        ([["01234", "1.5"]], set()),
+        ([["2024-01-02", "01234"]], set()),
+        ([["", "007", ""], ["5", "6", "7"]], {0}),  # blanks do not count; columns apart
+        ([], set()),
+    ],
+)
+def test_columns_of_codes(columns: list[list[str]], codes: set[int]) -> None:
+    rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
+    assert cells.code_columns(rows) == frozenset(codes)
+
+
+def test_a_column_of_codes_is_text_throughout_and_other_columns_are_not() -> None:
+    """79618 beside 01234 is a postal code, not a number; past the sample too."""
+    import io
+
+    import openpyxl
+
+    import workbook
+
+    sink = io.BytesIO()
+    rows = [["Zip", "Count"], ["01234", "7"], ["79618", "12"], *[["80331", "3"]] * 200]
+    workbook.write_workbook([("Z", rows)], sink)
+    sheet = openpyxl.load_workbook(io.BytesIO(sink.getvalue()))["Z"]
+    values = list(sheet.iter_rows(min_row=2, values_only=True))
+    assert values[:2] == [("01234", 7), ("79618", 12)]
+    assert values[-1] == ("80331", 3)  # row 202, past the 100 sampled rows

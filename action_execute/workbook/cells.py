@@ -7,7 +7,7 @@ import datetime
 import functools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, Protocol
 
 from . import xmlwriter
@@ -83,6 +83,29 @@ def classify(text: str) -> tuple[int, str]:
     if _NUMBER.fullmatch(text) is not None:
         return (NUMBER, text) if _keeps_as_number(text) else (TEXT, text)
     return TEXT, text
+
+
+_DIGIT_STRING = re.compile(r"\+?[0-9]+")
+
+
+def code_columns(sample: Iterable[Sequence[str]]) -> frozenset[int]:
+    """The columns of codes in a tile's first rows: every non-blank cell a digit string, and at
+    least one that must stay text (`01234`, over 15 digits, `+49...`). Every cell of such a
+    column is text, also those that would be numbers alone (`79618` beside `01234`), so that
+    sorting, lookups and filters see one kind. Every other column is typed cell by cell."""
+    digits_only: dict[int, bool] = {}
+    coded: set[int] = set()
+    for row in sample:
+        for i, text in enumerate(row):
+            if not text:
+                continue
+            if not (text.isascii() and _DIGIT_STRING.fullmatch(text)):
+                digits_only[i] = False
+                continue
+            digits_only.setdefault(i, True)
+            if classify(text)[0] == TEXT:
+                coded.add(i)
+    return frozenset(i for i in coded if digits_only[i])
 
 
 def _guarded(text: str) -> tuple[int, str]:
@@ -269,11 +292,14 @@ def header_xml(header: Sequence[str], notes: Notes) -> str:
     return f'<row r="1">{xml}</row>' if xml else ""
 
 
-def row_xml(r: str, row: Sequence[str], cols: list[str], notes: Notes) -> str:
+def row_xml(
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes
+) -> str:
     """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
 
     Plain text (the common case) is written here without a call per cell; everything that may
-    be typed goes through `classify`, and text that needs more care through `text_cell`.
+    be typed goes through `classify` (in the columns `typed` marks: not in a column of codes),
+    and text that needs more care through `text_cell`. `cols` and `typed` cover the row.
     """
     parts: list[str] = []
     append = parts.append
@@ -282,10 +308,10 @@ def row_xml(r: str, row: Sequence[str], cols: list[str], notes: Notes) -> str:
     # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
     joined = "\n".join(row)
     plain_row = "_x" not in joined and _CARE_CHARS.search(joined) is None
-    for col, text in zip(cols, row, strict=False):  # cols may run past the row
+    for col, text, typing in zip(cols, row, typed, strict=False):  # they may run past the row
         if not text:
             continue
-        if text[0] in _TYPED_START:
+        if typing and text[0] in _TYPED_START:
             kind, value = classify(text)
             if kind != TEXT:
                 append(f'<c r="{col}{r}"{_STYLE.get(kind, "")}><v>{value}</v></c>')

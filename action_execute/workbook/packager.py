@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import IO, cast
 
-from . import deflate, layout, limits, parts, pipe, theme
+from . import cells, deflate, layout, limits, parts, pipe, theme
 from .limits import SheetSummary, WorkbookError, check_width
 from .names import SheetNamer
 from .pipe import ForwardOnly
@@ -112,7 +112,13 @@ class _Book:
             return
         check_width(tile_name, len(header))
         pending, exhausted = sample(tile_name, source)
-        sheet = Sheet(first_name, tile_name, header, layout.column_widths(header, pending))
+        sheet = Sheet(
+            first_name,
+            tile_name,
+            header,
+            layout.column_widths(header, pending),
+            cells.code_columns(pending),
+        )
         limit = limits.MAX_DATA_ROWS_PER_SHEET
         part = 1
         while True:
@@ -125,7 +131,7 @@ class _Book:
                 return
             part += 1
             name = self.namer.continuation(first_name, part)
-            sheet = Sheet(name, tile_name, header, sheet.widths)
+            sheet = Sheet(name, tile_name, header, sheet.widths, sheet.codes)
 
     def write_sheet(
         self, sheet: Sheet, rows: Iterable[Sequence[str]], known: list[Sequence[str]] | None

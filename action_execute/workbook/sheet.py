@@ -26,6 +26,7 @@ class Sheet:
     tile: str
     header: Sequence[str] | None
     widths: list[int]
+    codes: frozenset[int] = frozenset()  # columns of codes (cells.code_columns): all text
 
 
 def write_sheet(
@@ -51,13 +52,15 @@ def write_sheet(
             width = len(header)
             out.put(cells.header_xml(header, notes))
             cols = cells.letters(width)
+            typed = [i not in sheet.codes for i in range(width)]
             row_xml = cells.row_xml
             for count, row in enumerate(rows, start=1):
                 if len(row) > width:
+                    check_width(sheet.tile, len(row))
+                    typed += [i not in sheet.codes for i in range(width, len(row))]
                     width = len(row)
-                    check_width(sheet.tile, width)
                     cols = cells.letters(width)
-                xml = row_xml(str(count + 1), row, cols, notes)
+                xml = row_xml(str(count + 1), row, cols, typed, notes)
                 if xml:
                     out.put(xml)
         filter_ref = layout.filter_ref(width, count) if width else None

@@ -54,7 +54,12 @@ SAMPLE = {
     "Top Customers": [
         ["Customers ID", "Customers Name", "Customers Zip", "Orders Total Revenue"],
         ["000123", "Müller, Jürgen", "01234", 5311.1],
-        ["9007199254740993123", '=HYPERLINK("http://x")', 90210, 12.0],
+        [
+            "9007199254740993123",
+            '=HYPERLINK("http://x")',
+            "90210",
+            12.0,
+        ],  # a column of codes: all text
     ],
     "Empty Tile": [["Orders Status", "Orders Count"]],
 }
