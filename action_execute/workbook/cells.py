@@ -242,8 +242,9 @@ def _is_wide(ch: str) -> bool:
 _LETTERS: list[str] = []
 _PRESERVE: Final = ' xml:space="preserve"'
 _BOLD: Final = ' s="1"'
-# Style indexes (parts.STYLES): 1 bold header, 2 date, 3 date-time.
-_STYLE: Final = {DATE: ' s="2"', DATETIME: ' s="3"'}
+# Style indexes (parts.STYLES): 1 bold header, 2 date, 3 date-time (written in `row_xml`).
+# Integers this long are numbers whatever their digits, unless a leading zero (`classify`).
+_SHORT_INTEGER: Final = MAX_SIGNIFICANT_DIGITS
 # Text that cannot pass Excel's limit in UTF-16 units, whatever it holds.
 _PLAIN_MAX: Final = MAX_TEXT_UNITS // 2
 
@@ -304,6 +305,9 @@ def row_xml(
     parts: list[str] = []
     append = parts.append
     illegal = _XML_ILLEGAL.search
+    escape = xmlwriter.cell_text_plain
+    typed_start = _TYPED_START
+    short = _SHORT_INTEGER
     # One search over the row usually clears every cell at once ("\n" joins: it needs no care
     # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
     joined = "\n".join(row)
@@ -311,15 +315,30 @@ def row_xml(
     for col, text, typing in zip(cols, row, typed, strict=False):  # they may run past the row
         if not text:
             continue
-        if typing and text[0] in _TYPED_START:
+        if typing and text[0] in typed_start:
+            # classify's first rule, without the call: short plain integers are most numbers.
+            if (
+                text.isdigit()
+                and len(text) <= short
+                and text.isascii()
+                and (text[0] != "0" or len(text) == 1)
+            ):
+                append(f'<c r="{col}{r}"><v>{text}</v></c>')
+                continue
             kind, value = classify(text)
-            if kind != TEXT:
-                append(f'<c r="{col}{r}"{_STYLE.get(kind, "")}><v>{value}</v></c>')
+            if kind == NUMBER:
+                append(f'<c r="{col}{r}"><v>{value}</v></c>')
+                continue
+            if kind == DATE:
+                append(f'<c r="{col}{r}" s="2"><v>{value}</v></c>')
+                continue
+            if kind == DATETIME:
+                append(f'<c r="{col}{r}" s="3"><v>{value}</v></c>')
                 continue
         # (`_x` is looked for with `in`: an alternation in a pattern is several times slower.)
         if len(text) <= _PLAIN_MAX and (plain_row or ("_x" not in text and not illegal(text))):
             if not plain_row:
-                text = xmlwriter.cell_text_plain(text)
+                text = escape(text)
             space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
             append(f'<c r="{col}{r}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
         else:

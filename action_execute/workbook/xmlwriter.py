@@ -29,8 +29,10 @@ def attr(text: str) -> str:
 
 
 def cell_text_plain(text: str) -> str:
-    """Cell text known to hold no `_xHHHH_`: CR as `_x000D_`, then the XML escapes."""
-    return data(text.replace("\r", "_x000D_"))
+    """Cell text known to hold no `_xHHHH_`: CR as `_x000D_`, then the XML escapes (as `data`,
+    inline: this runs for every cell of a row that needs care)."""
+    text = text.replace("\r", "_x000D_").replace("&", "&amp;")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def cell_text(text: str) -> str:
