@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbook import cells
+from workbook import cells, layout
 from workbook.cells import BLANK, DATE, DATETIME, NUMBER, TEXT
 
 # (source text, kind, value written as <v> / kept as text)
@@ -187,7 +187,7 @@ def test_control_characters_count_toward_excels_limit() -> None:
     ],
 )
 def test_display_width(kind: int, value: str, width: int) -> None:
-    assert cells.display_width(kind, value) == width
+    assert layout.display_width(kind, value) == width
 
 
 @pytest.mark.parametrize(

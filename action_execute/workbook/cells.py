@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import functools
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Final, Protocol
 
@@ -208,33 +207,6 @@ def _cut_to_units(text: str, units: int) -> str:
     if data and 0xD8 <= data[-1] <= 0xDB:  # the cut fell after a high surrogate: drop its half
         data = data[:-2]
     return data.decode("utf-16-le")
-
-
-def display_width(kind: int, value: str) -> int:
-    """Characters the cell shows in Excel, for column widths (wide CJK counted in `text_width`)."""
-    if kind == DATE:
-        return 10  # yyyy-mm-dd
-    if kind == DATETIME:
-        return 19  # yyyy-mm-dd hh:mm:ss
-    if kind == NUMBER:
-        # The General format shows at most 11 characters (then it rounds or uses 1.2E+15).
-        return min(len(value), 11)
-    return 0 if kind == BLANK else text_width(value)
-
-
-def text_width(text: str) -> int:
-    """Width of the longest line, counting East Asian wide characters double."""
-    widest = 0
-    for line in text.split("\n"):
-        width = len(line)
-        if not line.isascii():
-            width += sum(1 for ch in line if _is_wide(ch))
-        widest = max(widest, width)
-    return widest
-
-
-def _is_wide(ch: str) -> bool:
-    return unicodedata.east_asian_width(ch) in ("W", "F")
 
 
 # --- cells as sheet XML ------------------------------------------------------------------------

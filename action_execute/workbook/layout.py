@@ -3,6 +3,7 @@ the autofilter, and the XML before and after the rows."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -23,7 +24,7 @@ def column_widths(header: Sequence[str], sample: Iterable[Sequence[str]]) -> lis
     0 leaves a column at Excel's default width (nothing seen in it).
     """
     widths = [
-        cells.text_width(cells.clean_text(text)[0]) + FILTER_BUTTON_WIDTH if text else 0
+        text_width(cells.clean_text(text)[0]) + FILTER_BUTTON_WIDTH if text else 0
         for text in header
     ]
     for row in sample:
@@ -34,7 +35,7 @@ def column_widths(header: Sequence[str], sample: Iterable[Sequence[str]]) -> lis
                 kind, value = cells.classify(text)
                 if kind == cells.TEXT:
                     value = cells.clean_text(value)[0]
-                widths[i] = max(widths[i], cells.display_width(kind, value) + 1)
+                widths[i] = max(widths[i], display_width(kind, value) + 1)
     return [min(max(width, MIN_WIDTH), MAX_WIDTH) if width else 0 for width in widths]
 
 
@@ -120,3 +121,30 @@ def sheet_head(dimension: str | None, selected: bool, frozen: bool, widths: list
 def sheet_tail(filter_ref: str | None) -> str:
     autofilter = f'<autoFilter ref="{filter_ref.replace("$", "")}"/>' if filter_ref else ""
     return f"</sheetData>{autofilter}{_PAGE_MARGINS}</worksheet>"
+
+
+def display_width(kind: int, value: str) -> int:
+    """Characters the cell shows in Excel, for column widths (wide CJK counted in `text_width`)."""
+    if kind == cells.DATE:
+        return 10  # yyyy-mm-dd
+    if kind == cells.DATETIME:
+        return 19  # yyyy-mm-dd hh:mm:ss
+    if kind == cells.NUMBER:
+        # The General format shows at most 11 characters (then it rounds or uses 1.2E+15).
+        return min(len(value), 11)
+    return 0 if kind == cells.BLANK else text_width(value)
+
+
+def text_width(text: str) -> int:
+    """Width of the longest line, counting East Asian wide characters double."""
+    widest = 0
+    for line in text.split("\n"):
+        width = len(line)
+        if not line.isascii():
+            width += sum(1 for ch in line if _is_wide(ch))
+        widest = max(widest, width)
+    return widest
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
