@@ -40,7 +40,9 @@ class Result:
             return f"{stored.gcs_uri} (the file as Looker sent it, {stored.size:,} bytes)"
         rows = sum(s.rows for s in self.sheets)
         return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)" + "".join(
-            f"; {_changed(self.sheets, kind)}" for kind in ("cut", "dropped") if _count(self, kind)
+            f"; {_changed(self.sheets, kind)}"
+            for kind in ("cut", "dropped")
+            if _count(self.sheets, kind)
         )
 
 
@@ -50,20 +52,20 @@ _CHANGES = {
 }
 
 
-def _count(result: Result, kind: str) -> int:
-    return sum(getattr(s, f"{kind}_count") for s in result.sheets or [])
+def _count(sheets: list[workbook.SheetSummary], kind: str) -> int:
+    return sum(getattr(s, f"{kind}_count") for s in sheets)
 
 
 def _first(sheets: list[workbook.SheetSummary], kind: str) -> list[dict[str, str]]:
     """The first few changed cells of `kind`, as {"sheet", "cell"}."""
     found = [{"sheet": s.name, "cell": ref} for s in sheets for ref in getattr(s, f"{kind}_cells")]
-    return found[:5]
+    return found[: workbook.limits.MAX_NAMED_CELLS]
 
 
 def _changed(sheets: list[workbook.SheetSummary], kind: str) -> str:
-    count = sum(getattr(s, f"{kind}_count") for s in sheets)
-    where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in _first(sheets, kind))
-    more = ", ..." if count > len(_first(sheets, kind)) else ""
+    count, first = _count(sheets, kind), _first(sheets, kind)
+    where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in first)
+    more = ", ..." if count > len(first) else ""
     return f"{count} cell{'s' if count != 1 else ''} {_CHANGES[kind]}: {where}{more}"
 
 
@@ -204,7 +206,7 @@ def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
 def _changes(result: Result, kind: str) -> dict[str, Any] | None:
     if result.sheets is None:
         return None
-    return {"count": _count(result, kind), "first": _first(result.sheets, kind)}
+    return {"count": _count(result.sheets, kind), "first": _first(result.sheets, kind)}
 
 
 def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
