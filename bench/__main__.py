@@ -373,6 +373,7 @@ def render(report: dict[str, Any], command: str) -> str:
             "peak - idle MiB | peak address space MiB | object MiB | sheets |"
         )
         add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        firsts: list[tuple[float, float]] = []
         for name, entry in report["sizes"].items():
             if "e2e" not in entry:
                 continue
@@ -381,11 +382,24 @@ def render(report: dict[str, Any], command: str) -> str:
                 r["peak_rss"] + r["peak_tmp"] - r["idle_rss"] for r in e2e.results
             )
             sheets = entry["e2e"][-1]["sheets"]
+            if "first_seconds" in entry["e2e"][-1]:
+                firsts.append((e2e.median("first_seconds"), e2e.median("warm_seconds")))
             add(
                 f"| {name} | {e2e.median('seconds'):.2f} | {_mib(e2e.median('idle_rss'))} | "
                 f"{_mib(e2e.median('peak_rss'))} | {_mib(e2e.median('peak_tmp'))} | {_mib(grown)} "
                 f"| {_mib(e2e.median('peak_vm'))} | {e2e.median('bytes') / MIB:.1f} | "
                 f"{len(sheets)} ({sum(s[1] for s in sheets):,} rows) |"
+            )
+        if firsts:
+            first, warm = (
+                statistics.median(f for f, _ in firsts),
+                statistics.median(w for _, w in firsts),
+            )
+            add("")
+            add(
+                f"The sample dashboard (3 tiles, pushed) through a freshly started function: first "
+                f"request {first:.2f} s, the same again warm {warm:.2f} s ({first / warm:.1f} x; "
+                "median over every start above)."
             )
     if "imports" in report:
         add("")
