@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import posixpath
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,20 @@ def tile_name(entry: str) -> str | None:
         return None
     if not name.lower().endswith(".csv"):
         return None
-    return name[:-4]
+    return _readable(name[:-4])
+
+
+_SLUG = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+
+
+def _readable(name: str) -> str:
+    """A tile title as Looker's newer zips spell it, `revenue_by_region` (entries
+    `dashboard-<slug>/<tile slug>.csv`), read as `Revenue by region`; a repeated title's
+    `users_2` as `Users 2`. A name that is not such a slug (older zips: the title itself) stays."""
+    if not _SLUG.fullmatch(name):
+        return name
+    words = name.replace("_", " ")
+    return words[0].upper() + words[1:]
 
 
 class _Guard:

@@ -196,3 +196,22 @@ class TestDownloadPolicy:
                 "https://evil.example/secret-one-time-path", policy("acme.cloud.looker.com")
             )
         assert "secret-one-time-path" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("entry", "name"),
+    [
+        # the real csv_zip: dashboard-<slug>/<tile slug>.csv
+        ("dashboard-weekly_sales/revenue_by_region.csv", "Revenue by region"),
+        ("dashboard-weekly_sales/users_2.csv", "Users 2"),
+        ("dashboard-weekly_sales/users.csv", "Users"),
+        # older zips carry the title itself
+        ("weekly_sales_2026-11-27T0700/Revenue by Region.csv", "Revenue by Region"),
+        ("Top_Customers.csv", "Top_Customers"),  # not a lower-case slug: as it is
+        ("dash/a.CSV", "A"),
+        ("dash/notes.txt", None),
+        ("__MACOSX/dash/._x.csv", None),
+    ],
+)
+def test_tile_names_read_as_people_would(entry: str, name: str | None) -> None:
+    assert tiles.tile_name(entry) == name
