@@ -47,7 +47,7 @@ class Result:
 
 
 _CHANGES = {
-    "cut": "over Excel's 32,767-character limit cut to it",
+    "cut": f"over Excel's {workbook.cells.MAX_TEXT_UNITS:,}-character limit cut to it",
     "dropped": "with characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) removed",
 }
 
@@ -95,7 +95,7 @@ def _zip_limits(config: ExecuteSettings) -> tiles.ZipLimits:
 
 
 def _metadata(order: ExportOrder) -> dict[str, str]:
-    kind = "dashboard" if order.content.action_type == "dashboard" else "look"
+    kind = "dashboard" if order.is_dashboard else "look"
     values = {
         "looker_scheduled_plan_id": order.scheduled_plan_id,
         f"looker_{kind}_title": order.title,
@@ -116,7 +116,7 @@ def _object_name(order: ExportOrder, config: ExecuteSettings) -> str:
         plan_id=order.scheduled_plan_id,
         webhook_id=order.webhook_id,
         now=datetime.now(UTC),
-        extension=order.content.extension if order.original else "xlsx",
+        extension=order.extension,
     )
 
 
@@ -174,7 +174,7 @@ def _store(
 
 def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
     stored = result.stored
-    dashboard = order.content.action_type == "dashboard"
+    dashboard = order.is_dashboard
     return announce.Announcement(
         bucket=stored.bucket,
         name=stored.name,
@@ -182,7 +182,7 @@ def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
         gcs_uri=stored.gcs_uri,
         size=stored.size,
         content_type=stored.content_type,
-        format=order.content.extension if result.sheets is None else "xlsx",
+        format=order.extension,
         key_sha256=stored.key_sha256,
         action_type=order.content.action_type,
         title=order.title,
@@ -219,7 +219,7 @@ def _email(result: Result, order: ExportOrder, config: ExecuteSettings) -> str:
         sheets=None if result.sheets is None else [(s.name, s.rows) for s in result.sheets],
         dashboard_title=order.title,
         dashboard_url=order.url,
-        noun="dashboard" if order.content.action_type == "dashboard" else "Look",
+        noun="dashboard" if order.is_dashboard else "Look",
     )
     reason = notify.send(notice, config.smtp)
     return "" if reason is None else f"; the e-mail to {order.email} failed: {reason}"

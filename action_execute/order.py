@@ -32,6 +32,15 @@ class ExportOrder:
     overwrite: bool = False
 
     @property
+    def is_dashboard(self) -> bool:
+        return self.content.action_type == "dashboard"
+
+    @property
+    def extension(self) -> str:
+        """Of the stored file: xlsx, or with output=original the file's own (csv, zip)."""
+        return self.content.extension if self.original else "xlsx"
+
+    @property
     def sheet_name(self) -> str:
         """A Look's one sheet: its title; an Explore send has none: `Query <id>`."""
         if self.title:
@@ -43,7 +52,7 @@ class ExportOrder:
         """What stands for {title} in the object name: the user's filename, else the title."""
         if self.filename:
             return self.filename
-        if self.title or self.content.action_type == "dashboard":
+        if self.title or self.is_dashboard:
             return self.title
         return f"query-{self.query_id}" if self.query_id else "query"
 

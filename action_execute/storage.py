@@ -137,6 +137,7 @@ class Destination:
 
         `replace`: an existing object of that name is replaced when the upload completes;
         otherwise the upload is refused if the name was taken meanwhile (NameTaken)."""
+        doing = _REPLACE if replace else _WRITE
         blob = self._blob(name)
         blob.metadata = dict(metadata)
         stream = blob.open(
@@ -153,7 +154,7 @@ class Destination:
             # The storage client's own failures, raised where the caller wrote into the stream,
             # are translated here, once; anything else passes through as it is.
             if isinstance(exc, Exception) and _is_storage_failure(exc):
-                raise _explain(exc, self.bucket, _REPLACE if replace else _WRITE) from None
+                raise _explain(exc, self.bucket, doing) from None
             raise
         try:
             stream.close()  # sends the last chunk: the object appears now, whole
@@ -161,7 +162,7 @@ class Destination:
             # A writer whose close failed still holds the data, and its finalizer calls close()
             # again when collected: that would upload a ghost object after we answered failure.
             _cancel(stream)
-            raise _explain(exc, self.bucket, _REPLACE if replace else _WRITE) from None
+            raise _explain(exc, self.bucket, doing) from None
 
     def stored(self, name: str) -> StoredObject:
         blob = self._blob(name)
