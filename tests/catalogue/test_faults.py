@@ -270,14 +270,17 @@ class TestNameRace:
 
 
 class TestPubSubDown:
+    @pytest.fixture(autouse=True)
+    def pubsub_down(self, world: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing there
+        announce._publisher.cache_clear()  # a new instance, with the dead address
+
     def test_retries_then_names_the_stored_object(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing there
         monkeypatch.setattr(announce, "ATTEMPTS", 3)
         monkeypatch.setattr(announce, "FIRST_BACKOFF", 0.05)
         monkeypatch.setattr(announce, "ATTEMPT_TIMEOUT", 1.0)
-        announce._publisher.cache_clear()  # a new instance, with the dead address
         started = time.monotonic()
         answer = call(watch, push_body(world))
         assert time.monotonic() - started < 20
@@ -298,11 +301,9 @@ class TestPubSubDown:
     def test_retries_stop_at_the_total_deadline(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nothing there
         monkeypatch.setattr(announce, "ATTEMPTS", 100)
         monkeypatch.setattr(announce, "FIRST_BACKOFF", 0.2)
         monkeypatch.setattr(announce, "PUBLISH_DEADLINE", 1.5)
-        announce._publisher.cache_clear()
         started = time.monotonic()
         answer = call(watch, push_body(world))
         assert time.monotonic() - started < 10
