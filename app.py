@@ -104,14 +104,17 @@ def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Respon
         finally:
             done.set()
 
+    def result() -> flask.Response:
+        return answer[0] if answer else http.failure("Internal error", 500)
+
     threading.Thread(target=work, name="execute", daemon=True).start()
     if done.wait(KEEPALIVE):
-        return answer[0] if answer else http.failure("Internal error", 500)
+        return result()
 
     def body() -> Iterator[bytes]:
         while not done.wait(KEEPALIVE):
             yield b"\n"
-        yield answer[0].get_data() if answer else http.failure("Internal error", 500).get_data()
+        yield result().get_data()
 
     with logs.delivery("app", request.headers.get("X-Looker-Webhook-Id")):
         logs.info("execute still running: answering with keep-alive newlines", stage="keepalive")

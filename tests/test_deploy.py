@@ -1053,3 +1053,14 @@ def test_gen2_and_new_options_are_checked(
     run = run_deploy(make_fake_repo(tmp_path / "repo"), tmp_path, *MINIMAL_ARGS, *args)
     assert run.rc != 0 and named in run.stderr, run.stderr
     assert run.calls == []
+
+
+def test_the_bash_scripts_name_the_same_three_functions() -> None:
+    """shared/integration.FUNCTIONS is the fact; deploy.sh and stage.sh, in bash, repeat it."""
+    from shared.integration import FUNCTIONS as NAMED
+
+    stage = (REPO / "scripts" / "stage.sh").read_text()
+    (defaults,) = re.findall(r"^DEFAULT_FUNCTIONS=\(([^)]*)\)", stage, re.MULTILINE)
+    (deployed,) = re.findall(r"^functions=\(([^)]*)\)", DEPLOY.read_text(), re.MULTILINE)
+    assert defaults.split() == list(NAMED)
+    assert sorted(deployed.split()) == sorted(NAMED)
