@@ -214,9 +214,7 @@ def _cut_to_units(text: str, units: int) -> str:
 _LETTERS: list[str] = []
 _PRESERVE: Final = ' xml:space="preserve"'
 _BOLD: Final = ' s="1"'
-# Style indexes (parts.STYLES): 1 bold header, 2 date, 3 date-time (written in `row_xml`).
-# Integers this long are numbers whatever their digits, unless a leading zero (`classify`).
-_SHORT_INTEGER: Final = MAX_SIGNIFICANT_DIGITS
+# Style indexes (parts.STYLES): 1 bold header (`_BOLD`), 2 date, 3 date-time (in `row_xml`).
 # Text that cannot pass Excel's limit in UTF-16 units, whatever it holds.
 _PLAIN_MAX: Final = MAX_TEXT_UNITS // 2
 
@@ -251,7 +249,7 @@ def text_cell(ref: str, style: str, text: str, notes: Notes) -> str:
     if was_cut:
         notes.cut(ref)
     if not text:
-        # Nothing left once XML-illegal characters are gone: a (styled) blank.
+        # Nothing left once the characters no spreadsheet can hold are gone: a (styled) blank.
         return f'<c r="{ref}"{style}/>' if style else ""
     text = xmlwriter.cell_text(text)
     space = _PRESERVE if text[0].isspace() or text[-1].isspace() else ""
@@ -279,7 +277,7 @@ def row_xml(
     illegal = _XML_ILLEGAL.search
     escape = xmlwriter.cell_text_plain
     typed_start = _TYPED_START
-    short = _SHORT_INTEGER
+    short = MAX_SIGNIFICANT_DIGITS
     # One search over the row usually clears every cell at once ("\n" joins: it needs no care
     # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
     joined = "\n".join(row)
