@@ -231,12 +231,14 @@ def test_types_styles_and_layout_read_back() -> None:
         assert sheet.column_dimensions[letter].customWidth
         assert sheet.column_dimensions[letter].width > 0
     assert sheet.column_dimensions["B"].width == pytest.approx(60.71, abs=0.01)  # capped
-    for row, (_, value) in enumerate(TRICKY, start=2):
+    for row, (text, value) in enumerate(TRICKY, start=2):
         expected_format = (
             "yyyy-mm-dd hh:mm:ss"
             if isinstance(value, dt.datetime)
             else "yyyy-mm-dd"
             if isinstance(value, dt.date)
+            else "0.00"  # shown as sent: General would drop the zero (`1234.5`)
+            if text == "1234.50"
             else "General"
         )
         assert sheet.cell(row=row, column=2).number_format == expected_format, row
@@ -268,7 +270,7 @@ def test_zip_is_streamed_without_zip64_headers() -> None:
     data, _, _ = write(tiles)
     infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     # what file-type sniffers (libmagic's "Microsoft Excel 2007+") look at
-    assert [i.filename for i in infos[:2]] == ["_rels/.rels", "xl/styles.xml"]
+    assert [i.filename for i in infos[:2]] == ["_rels/.rels", "xl/theme/theme1.xml"]
     for info in infos:
         assert info.flag_bits & 0x08, f"{info.filename}: no data descriptor"
         assert info.extract_version == 20, info.filename
@@ -453,8 +455,16 @@ def test_dimension_is_written_only_when_the_rows_are_known() -> None:
 class OracleSheet:
     name: str
     header: list[str] | None
-    rows: list[list[Value]]
+    rows: list[list[Value | Shown]]
     widths: list[int]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A number written with an Excel number format (a formatted value read back)."""
+
+    value: float
+    code: str
 
 
 def xlsxwriter_book(path: Path, sheets: list[OracleSheet]) -> None:
@@ -466,6 +476,7 @@ def xlsxwriter_book(path: Path, sheets: list[OracleSheet]) -> None:
     bold = book.add_format({"bold": True})
     date = book.add_format({"num_format": "yyyy-mm-dd"})
     stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    shown: dict[str, xlsxwriter.format.Format] = {}
     for spec in sheets:
         sheet = book.add_worksheet(spec.name)
         for col, width in enumerate(spec.widths):
@@ -484,6 +495,10 @@ def xlsxwriter_book(path: Path, sheets: list[OracleSheet]) -> None:
                     continue
                 if isinstance(value, str):
                     sheet.write_string(r, col, value)
+                elif isinstance(value, Shown):
+                    if value.code not in shown:
+                        shown[value.code] = book.add_format({"num_format": value.code})
+                    sheet.write_number(r, col, value.value, shown[value.code])
                 elif isinstance(value, dt.datetime):
                     sheet.write_datetime(r, col, value, stamp)
                 elif isinstance(value, dt.date):
@@ -542,6 +557,14 @@ ORACLE_TILES: Tiles = [
     ("Q1 & Q2 'x' <y>", [["1", "2024-01-02"]]),
     ("Nothing", []),
     ("sales", [["a"], ["1"]]),
+    (
+        "Shown",
+        [
+            ["Revenue", "Share", "Short"],
+            ["$34,033.65", "0.26%", "34.03K"],
+            ["(1,234)", "12.5%", "-2.5M"],
+        ],
+    ),
 ]
 ORACLE_SHEETS = [
     OracleSheet(
@@ -552,7 +575,7 @@ ORACLE_SHEETS = [
                 "North",
                 dt.date(2024, 1, 2),
                 dt.datetime(2024, 1, 2, 3, 4, 5),
-                1234.5,
+                Shown(1234.5, "0.00"),  # `1234.50`: General would show `1234.5`
                 "01234",
                 "x",
             ],
@@ -573,6 +596,15 @@ ORACLE_SHEETS = [
     OracleSheet("Q1 & Q2 'x' <y>", ["1", "2024-01-02"], [], [6, 13]),
     OracleSheet("Nothing", None, [], []),
     OracleSheet("sales (2)", ["a"], [[1]], [6]),
+    OracleSheet(
+        "Shown",
+        ["Revenue", "Share", "Short"],
+        [
+            [Shown(34033.65, '"$"#,##0.00'), Shown(0.0026, "0.00%"), Shown(34030, '0.00,"K"')],
+            [Shown(-1234, "#,##0;(#,##0)"), Shown(0.125, "0.0%"), Shown(-2500000, '0.0,,"M"')],
+        ],
+        [11, 8, 8],  # formatted numbers are as wide as the text Looker sent
+    ),
 ]
 
 

@@ -10,9 +10,12 @@ The parts, as XlsxWriter's packager reads:
 
 - `packager`  write_workbook: the table of contents, one part after another
 - `sheet`     one worksheet part: rows sampled, batched, sent through the pipe
+- `shape`     header rows, Looker's row numbers and totals row, recognised
 - `cells`     the typing rules (one place) and a row of cells as XML
-- `layout`    column widths, used range, frozen header, autofilter
-- `parts`     relationships, content types, workbook, styles, document properties
+- `formats`   Looker's formatted numbers read back into numbers and Excel formats
+- `styles`    the cell styles the cells asked for, written last as styles.xml
+- `layout`    column widths, used range, frozen header rows, autofilter
+- `parts`     relationships, content types, workbook, document properties
 - `theme`     the static theme
 - `xmlwriter` the declaration, the namespaces, all escaping
 - `pipe`      the forward-only sink and the deflating thread

@@ -9,7 +9,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, Protocol
 
-from . import xmlwriter
+from . import formats, styles, xmlwriter
+from .limits import MAX_SIGNIFICANT_DIGITS
+from .styles import Styles
 
 # Kinds are plain ints, not an Enum: `classify` runs once per cell and int compares are cheapest.
 BLANK: Final = 0
@@ -21,8 +23,6 @@ TEXT: Final = 4
 MAX_TEXT_UNITS: Final = 32_767
 """Excel's cell text limit, counted in UTF-16 code units (an emoji counts 2)."""
 
-MAX_SIGNIFICANT_DIGITS: Final = 15
-"""Excel keeps 15 significant digits; a longer number would silently lose the rest."""
 
 # Only ASCII digits ([0-9], never \d, which also matches e.g. Arabic-Indic digits). No exponent
 # forms (`1e3`, `1E-5`): Looker's unformatted CSV writes plain decimals, so such values are far
@@ -37,6 +37,7 @@ _DATE = re.compile(
 _HOUR_MINUTE: Final = {f"{h:02}:{m:02}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
 _SECOND: Final = {f"{s:02}": s for s in range(60)}
 _TYPED_START: Final = frozenset("-0123456789'")
+_MAY_TYPE: Final = _TYPED_START | formats.STARTS  # also formatted numbers: `$1.00`, `(5)`
 
 # Characters XML 1.0 cannot carry: C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates
 # (a Python str only holds surrogates unpaired, e.g. from `surrogateescape` decoding). The C0
@@ -213,8 +214,9 @@ def _cut_to_units(text: str, units: int) -> str:
 
 _LETTERS: list[str] = []
 _PRESERVE: Final = ' xml:space="preserve"'
-_BOLD: Final = ' s="1"'
-# Style indexes (parts.STYLES): 1 bold header (`_BOLD`), 2 date, 3 date-time (in `row_xml`).
+_BOLD: Final = f' s="{styles.BOLD_STYLE}"'
+_DATE_STYLE: Final = f' s="{styles.DATE_STYLE}"'
+_DATETIME_STYLE: Final = f' s="{styles.DATETIME_STYLE}"'
 # Text that cannot pass Excel's limit in UTF-16 units, whatever it holds.
 _PLAIN_MAX: Final = MAX_TEXT_UNITS // 2
 
@@ -256,27 +258,61 @@ def text_cell(ref: str, style: str, text: str, notes: Notes) -> str:
     return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
 
-def header_xml(header: Sequence[str], notes: Notes) -> str:
-    """Row 1: every cell bold text, even when it looks like a number (blank: a bold blank)."""
+def header_xml(r: int, header: Sequence[str], notes: Notes) -> str:
+    """A header row: every cell bold text, even when it looks like a number (blank: a bold blank)."""
     cols = letters(len(header))
-    xml = "".join(text_cell(f"{cols[i]}1", _BOLD, text, notes) for i, text in enumerate(header))
-    return f'<row r="1">{xml}</row>' if xml else ""
+    xml = "".join(text_cell(f"{cols[i]}{r}", _BOLD, text, notes) for i, text in enumerate(header))
+    return f'<row r="{r}">{xml}</row>' if xml else ""
+
+
+_KIND_FORMATS: Final = {
+    NUMBER: styles.GENERAL,
+    DATE: styles.DATE_FORMAT,
+    DATETIME: styles.DATETIME_FORMAT,
+}
+
+
+def typed_value(text: str) -> tuple[str, str] | None:
+    """(the `<v>` text, its number format) of a cell that is a number, a date, a date-time or a
+    formatted number; None for text and blanks."""
+    kind, value = classify(text)
+    code = _KIND_FORMATS.get(kind)
+    if code is not None and not (kind == NUMBER and value[-1] == "0" and "." in value):
+        return value, code
+    return formats.read(text) if text[:1] in formats.STARTS else None
+
+
+def total_row_xml(
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, book: Styles
+) -> str:
+    """A totals row: like a data row, every cell bold (numbers keep their formats)."""
+    parts: list[str] = []
+    for col, text, typing in zip(cols, row, typed, strict=False):
+        found = typed_value(text) if text and typing else None
+        if found is not None:
+            value, code = found
+            parts.append(f'<c r="{col}{r}" s="{book.index(code, bold=True)}"><v>{value}</v></c>')
+        elif text:
+            parts.append(text_cell(col + r, _BOLD, text, notes))
+    return f'<row r="{r}">{"".join(parts)}</row>' if parts else ""
 
 
 def row_xml(
-    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, book: Styles
 ) -> str:
     """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
 
     Plain text (the common case) is written here without a call per cell; everything that may
-    be typed goes through `classify` (in the columns `typed` marks: not in a column of codes),
-    and text that needs more care through `text_cell`. `cols` and `typed` cover the row.
+    be typed goes through `classify` and then `formats.read` (in the columns `typed` marks: not
+    in a column of codes), and text that needs more care through `text_cell`. `cols` and
+    `typed` cover the row; `book` gives formatted numbers their styles.
     """
     parts: list[str] = []
     append = parts.append
     illegal = _XML_ILLEGAL.search
     escape = xmlwriter.cell_text_plain
-    typed_start = _TYPED_START
+    typed_start = _MAY_TYPE
+    read_formatted = formats.read
     short = MAX_SIGNIFICANT_DIGITS
     # One search over the row usually clears every cell at once ("\n" joins: it needs no care
     # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
@@ -296,14 +332,18 @@ def row_xml(
                 append(f'<c r="{col}{r}"><v>{text}</v></c>')
                 continue
             kind, value = classify(text)
-            if kind == NUMBER:
+            if kind == NUMBER and (value[-1] != "0" or "." not in value):
                 append(f'<c r="{col}{r}"><v>{value}</v></c>')
-                continue
+                continue  # (`4.50` goes on to `read_formatted`: General would show `4.5`)
             if kind == DATE:
-                append(f'<c r="{col}{r}" s="2"><v>{value}</v></c>')
+                append(f'<c r="{col}{r}"{_DATE_STYLE}><v>{value}</v></c>')
                 continue
             if kind == DATETIME:
-                append(f'<c r="{col}{r}" s="3"><v>{value}</v></c>')
+                append(f'<c r="{col}{r}"{_DATETIME_STYLE}><v>{value}</v></c>')
+                continue
+            found = read_formatted(text)
+            if found is not None:
+                append(f'<c r="{col}{r}" s="{book.index(found[1])}"><v>{found[0]}</v></c>')
                 continue
         # (`_x` is looked for with `in`: an alternation in a pattern is several times slower.)
         if len(text) <= _PLAIN_MAX and (plain_row or ("_x" not in text and not illegal(text))):

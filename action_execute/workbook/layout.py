@@ -1,4 +1,4 @@
-"""The sheet's layout around its cells: column widths, the used range, the frozen header row,
+"""The sheet's layout around its cells: column widths, the used range, the frozen header rows,
 the autofilter, and the XML before and after the rows."""
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ FILTER_BUTTON_WIDTH: Final = 3
 """The header's autofilter drop-down covers about three characters of its text."""
 
 
-def column_widths(header: Sequence[str], sample: Iterable[Sequence[str]]) -> list[int]:
-    """Widths in characters from the header and the first rows, as a person would set them.
+def column_widths(headers: Sequence[Sequence[str]], sample: Iterable[Sequence[str]]) -> list[int]:
+    """Widths in characters from the header rows and the first rows, as a person would set them
+    (the last header row holds the autofilter's buttons).
 
     0 leaves a column at Excel's default width (nothing seen in it).
     """
-    widths = [
-        text_width(cells.clean_text(text)[0]) + FILTER_BUTTON_WIDTH if text else 0
-        for text in header
-    ]
+    widths: list[int] = []
+    for n, header in enumerate(headers, start=1):
+        button = FILTER_BUTTON_WIDTH if n == len(headers) else 0
+        widths.extend([0] * (len(header) - len(widths)))
+        for i, text in enumerate(header):
+            if text:
+                widths[i] = max(widths[i], text_width(cells.clean_text(text)[0]) + button)
     for row in sample:
         if len(row) > len(widths):
             widths.extend([0] * (len(row) - len(widths)))
@@ -62,12 +66,13 @@ def _col_xml(first: int, last: int, width: int) -> str:
     return f'<col min="{first}" max="{last}" width="{stored:.16g}"{custom}/>'
 
 
-def dimension(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+def dimension(headers: Sequence[Sequence[str]], rows: Sequence[Sequence[str]]) -> str:
     """The used range of the cells written, as xlsxwriter computes it ("A1" when none)."""
     top = bottom = left = right = -1
-    if header:
-        top, bottom, left, right = 0, 0, 0, len(header) - 1
-    for r, row in enumerate(rows, start=1):
+    widest = max((len(header) for header in headers), default=0)
+    if widest:  # every header cell is written, blanks too (bold)
+        top, bottom, left, right = 0, len(headers) - 1, 0, widest - 1
+    for r, row in enumerate(rows, start=len(headers)):
         used = [i for i, text in enumerate(row) if text and _writes_cell(text)]
         if used:
             top = r if top < 0 else top
@@ -86,26 +91,30 @@ def _writes_cell(text: str) -> bool:
     return kind != cells.TEXT or bool(cells.clean_text(value)[0])
 
 
-def filter_ref(width: int, data_rows: int) -> str:
-    """Absolute autofilter range over the header and data rows of a sheet."""
-    last = f"${cells.letters(width)[width - 1]}${data_rows + 1}"
-    return "$A$1" if last == "$A$1" else f"$A$1:{last}"
+def filter_ref(header_rows: int, width: int, data_rows: int) -> str:
+    """Absolute autofilter range: the last header row (the field names) and the data below."""
+    first = f"$A${header_rows}"
+    last = f"${cells.letters(width)[width - 1]}${header_rows + data_rows}"
+    return first if last == first else f"{first}:{last}"
 
 
-_FROZEN_HEADER: Final = (
-    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-    '<selection pane="bottomLeft"/>'
-)
+def _frozen(rows: int) -> str:
+    return (
+        f'<pane ySplit="{rows}" topLeftCell="A{rows + 1}" activePane="bottomLeft" '
+        'state="frozen"/><selection pane="bottomLeft"/>'
+    )
+
+
 _PAGE_MARGINS: Final = (
     '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
 )
 
 
-def sheet_head(dimension: str | None, selected: bool, frozen: bool, widths: list[int]) -> str:
+def sheet_head(dimension: str | None, selected: bool, frozen_rows: int, widths: list[int]) -> str:
     tab = ' tabSelected="1"' if selected else ""
     view = (
-        f'<sheetView{tab} workbookViewId="0">{_FROZEN_HEADER}</sheetView>'
-        if frozen
+        f'<sheetView{tab} workbookViewId="0">{_frozen(frozen_rows)}</sheetView>'
+        if frozen_rows
         else f'<sheetView{tab} workbookViewId="0"/>'
     )
     return (

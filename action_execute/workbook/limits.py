@@ -20,6 +20,8 @@ headers, and a zip64 header on a part Excel does not expect is reported to make 
 the file (duckdb/duckdb-excel#64), so sheets stay below it; the margin covers deflate overhead."""
 
 MAX_COLUMNS: Final = 16_384
+MAX_SIGNIFICANT_DIGITS: Final = 15
+"""Excel keeps 15 significant digits; a longer number would silently lose the rest."""
 MAX_CUT_WARNINGS: Final = 10
 """Changed cells named in the log, per sheet and kind of change; all are counted."""
 MAX_NAMED_CELLS: Final = 5

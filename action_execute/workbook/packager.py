@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import IO, cast
 
-from . import cells, deflate, layout, limits, parts, pipe, theme
+from . import cells, deflate, formats, layout, limits, parts, pipe, theme
 from .limits import SheetSummary, WorkbookError, check_width
 from .names import SheetNamer
 from .pipe import ForwardOnly
-from .sheet import Sheet, Warn, sample, take, write_sheet
+from .shape import read_shape
+from .sheet import Book, Sheet, Warn, sample, take, write_sheet
+from .styles import Styles
 from .xmlwriter import DECLARATION
 
 Tiles = Iterable[tuple[str, Iterable[Sequence[str]]]]
@@ -71,7 +74,7 @@ class _Book:
     ) -> None:
         self.archive = archive
         self.level = level
-        self.pipe = deflater
+        self.book = Book(deflater, warn, Styles())
         self.warn = warn
         self.namer = SheetNamer()
         self.sheets: list[parts.SheetEntry] = []
@@ -82,13 +85,13 @@ class _Book:
         # Fixed parts first: file-type sniffers (libmagic) expect `_rels/.rels` or
         # `[Content_Types].xml` first and an `xl/` part right after; the rest needs the sheets.
         self.put("_rels/.rels", parts.ROOT_RELS)
-        self.put("xl/styles.xml", parts.STYLES)
         self.put("xl/theme/theme1.xml", theme.THEME)
         self.put("docProps/core.xml", parts.core_xml(created))
         for tile_name, rows in tiles:
             self.write_tile(tile_name, rows)
         names = [sheet.name for sheet in self.sheets]
         self.put("xl/workbook.xml", parts.workbook_xml(self.sheets))
+        self.put("xl/styles.xml", self.book.styles.xml())  # now that the cells asked for them
         self.put("xl/_rels/workbook.xml.rels", parts.workbook_rels(len(names)))
         self.put("docProps/app.xml", parts.app_xml(names))
         self.put("[Content_Types].xml", parts.content_types(len(names)))
@@ -108,18 +111,21 @@ class _Book:
         header = next(source, None)
         first_name = self.namer.name_for(tile_name)
         if header is None:
-            self.write_sheet(Sheet(first_name, tile_name, None, []), iter(()), [])
+            self.write_sheet(Sheet(first_name, tile_name, (), []), iter(()), [])
             return
         check_width(tile_name, len(header))
         pending, exhausted = sample(tile_name, source)
+        shape = read_shape(header, pending)
         sheet = Sheet(
             first_name,
             tile_name,
-            header,
-            layout.column_widths(header, pending),
-            cells.code_columns(pending),
+            shape.headers,
+            layout.column_widths(shape.headers, pending),
+            cells.code_columns(pending) | formats.other_locale_columns(pending),
+            shape.row_numbers,
         )
-        limit = limits.MAX_DATA_ROWS_PER_SHEET
+        # Excel's rows less the header rows, which every continuation sheet repeats.
+        limit = limits.MAX_DATA_ROWS_PER_SHEET + 1 - len(shape.headers)
         part = 1
         while True:
             # This sheet's rows are all in hand if the tile ended or they fill the sheet.
@@ -130,16 +136,13 @@ class _Book:
             if not pending:
                 return
             part += 1
-            name = self.namer.continuation(first_name, part)
-            sheet = Sheet(name, tile_name, header, sheet.widths, sheet.codes)
+            sheet = replace(sheet, name=self.namer.continuation(first_name, part))
 
     def write_sheet(
         self, sheet: Sheet, rows: Iterable[Sequence[str]], known: list[Sequence[str]] | None
     ) -> None:
         index = len(self.sheets) + 1
         with self.open(f"xl/worksheets/sheet{index}.xml") as part:
-            filter_ref, summary = write_sheet(
-                part, index, sheet, iter(rows), known, self.pipe, self.warn
-            )
+            filter_ref, summary = write_sheet(part, index, sheet, iter(rows), known, self.book)
         self.sheets.append(parts.SheetEntry(sheet.name, filter_ref))
         self.summaries.append(summary)

@@ -1,5 +1,5 @@
-"""The package parts around the sheets: relationships, content types, workbook, styles and the
-document properties, each a function of what was written (the theme is static: theme.py)."""
+"""The package parts around the sheets: relationships, content types, workbook and the document
+properties, each a function of what was written (styles: styles.py; the static theme: theme.py)."""
 
 from __future__ import annotations
 
@@ -144,26 +144,3 @@ def content_types(sheet_count: int) -> str:
         '<Default Extension="xml" ContentType="application/xml"/>'
         f"{overrides}</Types>"
     )
-
-
-# Style indexes used by the cells: 1 bold header, 2 date, 3 date-time (xlsxwriter's numbering
-# when the formats are first used in that order).
-STYLES: Final = (
-    f'<styleSheet xmlns="{MAIN_NS}"><numFmts count="2">'
-    '<numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
-    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/></numFmts>'
-    '<fonts count="2"><font><sz val="11"/><color theme="1"/><name val="Calibri"/>'
-    '<family val="2"/><scheme val="minor"/></font><font><b/><sz val="11"/><color theme="1"/>'
-    '<name val="Calibri"/><family val="2"/><scheme val="minor"/></font></fonts>'
-    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
-    '<fill><patternFill patternType="gray125"/></fill></fills>'
-    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
-    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
-    '</cellStyleXfs><cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" '
-    'xfId="0"/><xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
-    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
-    '</cellStyles><dxfs count="0"/><tableStyles count="0" defaultTableStyle="TableStyleMedium9" '
-    'defaultPivotStyle="PivotStyleLight16"/></styleSheet>'
-)

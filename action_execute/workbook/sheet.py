@@ -12,6 +12,7 @@ from typing import IO, Final
 from . import cells, layout, limits
 from .limits import SheetSummary, WorkbookError, check_width
 from .pipe import Pipe
+from .styles import Styles
 
 BATCH_ROWS: Final = 500
 BATCH_CHARS: Final = 1 << 20
@@ -21,12 +22,23 @@ Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Book:
+    """What every sheet of one workbook shares: the deflating pipe, the warning sink and the
+    styles the cells ask for."""
+
+    pipe: Pipe
+    warn: Warn
+    styles: Styles
+
+
+@dataclass(frozen=True)
 class Sheet:
     name: str
     tile: str
-    header: Sequence[str] | None
+    headers: tuple[Sequence[str], ...]  # the header rows, top first (none: an empty tile)
     widths: list[int]
-    codes: frozenset[int] = frozenset()  # columns of codes (cells.code_columns): all text
+    text_columns: frozenset[int] = frozenset()  # codes and other locales' numbers: all text
+    row_numbers: bool = False  # Looker's row numbers first: a row without one is a total
 
 
 def write_sheet(
@@ -35,41 +47,26 @@ def write_sheet(
     sheet: Sheet,
     rows: Iterator[Sequence[str]],
     known: list[Sequence[str]] | None,
-    pipe: Pipe,
-    warn: Warn,
+    book: Book,
 ) -> tuple[str | None, SheetSummary]:
     """Stream worksheet `index` into `part`; `known` (all its rows, if in hand) gives
     `<dimension>`. Returns its autofilter range and what was written."""
-    dimension = None if known is None else layout.dimension(sheet.header, known)
-    header = sheet.header
-    out = _Batches(part, sheet, pipe)
+    headers = sheet.headers
+    dimension = None if known is None else layout.dimension(headers, known)
+    out = _Batches(part, sheet, book.pipe)
+    notes = CellNotes(sheet.name, book.warn)
     try:
-        out.put(layout.sheet_head(dimension, index == 1, header is not None, sheet.widths))
-        notes = CellNotes(sheet.name, warn)
-        width = 0
-        count = 0
-        if header is not None:
-            width = len(header)
-            out.put(cells.header_xml(header, notes))
-            cols = cells.letters(width)
-            typed = [i not in sheet.codes for i in range(width)]
-            row_xml = cells.row_xml
-            for count, row in enumerate(rows, start=1):
-                if len(row) > width:
-                    check_width(sheet.tile, len(row))
-                    typed += [i not in sheet.codes for i in range(width, len(row))]
-                    width = len(row)
-                    cols = cells.letters(width)
-                xml = row_xml(str(count + 1), row, cols, typed, notes)
-                if xml:
-                    out.put(xml)
-        filter_ref = layout.filter_ref(width, count) if width else None
+        out.put(layout.sheet_head(dimension, index == 1, len(headers), sheet.widths))
+        for r, header in enumerate(headers, start=1):
+            out.put(cells.header_xml(r, header, notes))
+        width, count, last_data = _write_rows(out, sheet, rows, notes, book.styles)
+        filter_ref = layout.filter_ref(len(headers), width, last_data) if width else None
         out.put(layout.sheet_tail(filter_ref))
         out.flush()
     except BaseException:
-        pipe.abandon()  # before the part closes: the thread must be done with it
+        book.pipe.abandon()  # before the part closes: the thread must be done with it
         raise
-    pipe.wait()
+    book.pipe.wait()
     summary = SheetSummary(
         sheet.name,
         count,
@@ -79,6 +76,36 @@ def write_sheet(
         dropped_cells=tuple(notes.dropped_cells),
     )
     return filter_ref, summary
+
+
+def _write_rows(
+    out: _Batches, sheet: Sheet, rows: Iterator[Sequence[str]], notes: CellNotes, styles: Styles
+) -> tuple[int, int, int]:
+    """The data rows below the headers. Returns the width, the rows written and the last row
+    that is not a totals row (the autofilter ends there, so a sort never moves the totals)."""
+    if not sheet.headers:
+        return 0, 0, 0
+    top = len(sheet.headers)
+    width = max(len(header) for header in sheet.headers)
+    cols = cells.letters(width)
+    typed = [i not in sheet.text_columns for i in range(width)]
+    row_xml = cells.row_xml
+    totals = sheet.row_numbers
+    count = last_data = 0
+    for count, row in enumerate(rows, start=1):
+        if len(row) > width:
+            check_width(sheet.tile, len(row))
+            typed += [i not in sheet.text_columns for i in range(width, len(row))]
+            width = len(row)
+            cols = cells.letters(width)
+        if totals and row and not row[0]:
+            xml = cells.total_row_xml(str(count + top), row, cols, typed, notes, styles)
+        else:
+            last_data = count
+            xml = row_xml(str(count + top), row, cols, typed, notes, styles)
+        if xml:
+            out.put(xml)
+    return width, count, last_data
 
 
 def sample(tile: str, source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
