@@ -8,9 +8,7 @@ import gc
 import io
 import math
 import re
-import shutil
 import struct
-import subprocess
 import tracemalloc
 import xml.etree.ElementTree as ET
 import zipfile
@@ -23,6 +21,8 @@ import openpyxl
 import pytest
 import python_calamine
 import xlsxwriter
+
+from tests.support import office
 
 import workbook
 from workbook import SheetSummary, WorkbookError
@@ -669,30 +669,12 @@ def test_long_sheet_matches_xlsxwriter_but_for_dimension(tmp_path: Path) -> None
 
 
 def test_libreoffice_reads_the_same_values(tmp_path: Path) -> None:
-    office = shutil.which("soffice") or shutil.which("libreoffice")
-    if office is None:
-        pytest.skip("LibreOffice is not installed (apt-get install libreoffice-calc-nogui)")
     tiles, expected = tricky_tiles()
     data, _, _ = write(tiles)
     source = tmp_path / "export.xlsx"
     source.write_bytes(data)
     out = tmp_path / "out"
-    subprocess.run(
-        [
-            office,
-            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
-            "--headless",
-            "--norestore",
-            "--convert-to",
-            "xlsx:Calc MS Excel 2007 XML",
-            "--outdir",
-            str(out),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    office.convert(source, "xlsx:Calc MS Excel 2007 XML", out)
     # LibreOffice keeps line breaks as LF only: the CR of a CRLF is gone once it has the text.
     expected["Tricky values"] = [
         [v.replace("\r\n", "\n") if isinstance(v, str) else v for v in row]
