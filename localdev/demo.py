@@ -153,15 +153,18 @@ def main() -> int:
 
         exports: list[str] = []
         look_csv = payload("execute_look_push.json")["body"]["attachment"]["data"].encode()
-        sends = {
-            "dashboard_push": None,
-            "dashboard_url": (zip_bytes, "weekly_sales.zip"),
-            "look_push": None,
-            "look_url": (look_csv, "revenue_by_region.csv"),
+        sends = {  # payload -> (what it is, a file for its one-time download URL)
+            "dashboard_push": ("a dashboard pushed inline", None),
+            "dashboard_url": ("a dashboard by one-time URL", (zip_bytes, "weekly_sales.zip")),
+            "dashboard_formatted_push": (
+                "a dashboard sent formatted, visualization applied (a pivot, totals)",
+                None,
+            ),
+            "look_push": ("a Look pushed inline", None),
+            "look_url": ("a Look by one-time URL", (look_csv, "revenue_by_region.csv")),
         }
-        for send, download in sends.items():
-            kind, delivery = send.split("_")
-            step(f"Looker: execute, a {kind} delivered by {delivery}")
+        for send, (what, download) in sends.items():
+            step(f"Looker: execute, {what}")
             body = payload(f"execute_{send}.json")["body"]
             if download is not None:
                 body["scheduled_plan"]["download_url"] = looker.add(*download)

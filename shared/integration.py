@@ -127,8 +127,10 @@ def action_list(
                 "icon_data_uri": icon_data_uri(),
                 "supported_action_types": [c.action_type for c in CONTENT],
                 "supported_formats": [c.format for c in CONTENT],
-                "supported_formattings": ["unformatted"],
-                "supported_visualization_formattings": ["noapply"],
+                # Both: formatted values become numbers with Excel formats, the visualization's
+                # header rows, row numbers and totals are recognised (action_execute/workbook).
+                "supported_formattings": ["unformatted", "formatted"],
+                "supported_visualization_formattings": ["noapply", "apply"],
                 "supported_download_settings": ["push", "url"] if can_download else ["push"],
                 "params": _params(user_buckets_attribute),
                 "required_fields": [],

@@ -7,9 +7,12 @@ applied), calamine (the values) and openpyxl (styles, frozen rows, autofilter).
 
 from __future__ import annotations
 
+import base64
+import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,8 +21,10 @@ import pytest
 import python_calamine
 
 from tests.support import looker_exports as looker
+from tests.support.handlers import payload
 from tests.support.looker_exports import VARIANTS, Variant
 from tests.support.office import shown
+from tests.support.world import Deployment, execute, only_object
 
 import tiles as tiles_module
 import workbook
@@ -156,3 +161,51 @@ def test_without_the_visualization_there_are_no_row_numbers_or_totals(
     assert pivot.freeze_panes == "A2" and pivot.auto_filter.ref == "A1:C5"
     assert [c.value for c in pivot[2]] == ["Date", "Estimated Revenue", "Estimated Revenue"]
     assert not any(cell.font.b for cell in pivot[5])
+
+
+# --- the sample payload, end to end ---------------------------------------------------------
+
+
+def sample_body(world: Deployment) -> dict[str, Any]:
+    body: dict[str, Any] = payload("execute_dashboard_formatted_push.json")["body"]
+    body["form_params"]["bucket"] = world.bucket
+    return body
+
+
+def test_the_sample_is_the_real_fixtures_shape() -> None:
+    body = payload("execute_dashboard_formatted_push.json")["body"]
+    data = body["attachment"]["data"]
+    assert {len(line) for line in data.splitlines()[:-1]} == {60}  # as Looker breaks base64
+    assert body["scheduled_plan"]["type"] == "LookMLDashboard"
+    assert body["scheduled_plan"]["url"] is None and body["data"] is None
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(data))) as archive:
+        assert archive.namelist() == [
+            "dashboard-marketing_overview/ad_performance.csv",
+            "dashboard-marketing_overview/revenue_by_source.csv",
+        ]
+        for info in archive.infolist():
+            raw = archive.read(info)
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            assert not raw.startswith(b"\xef\xbb\xbf") and b"\r\n" not in raw
+        # The tiles are exactly the formatted, visualization-applied variant tested above.
+        tiles = [
+            list(csv.reader(io.StringIO(archive.read(n).decode()))) for n in archive.namelist()
+        ]
+    assert tiles == list(looker.tiles(Variant(True, True)).values())
+
+
+def test_the_sample_end_to_end(world: Deployment) -> None:
+    status, result = execute(sample_body(world))
+    assert status == 200, result
+    name = only_object(world)
+    assert name.startswith("marketing/") and "/Marketing-Overview_" in name
+    # Rows: the data rows and the totals row (header rows are not counted).
+    assert result["message"] == f"gs://{world.bucket}/{name} (2 sheets, 8 rows)"
+    data = world.workbook(name)
+    assert calamine(data)["Revenue by source"][2][2] == 34030  # `34.03K`
+    ((message, _),) = world.messages()
+    assert message["sheets"] == [
+        {"name": "Ad performance", "rows": 4},
+        {"name": "Revenue by source", "rows": 4},
+    ]
+    assert message["dashboard_url"] is None

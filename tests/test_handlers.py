@@ -127,8 +127,8 @@ class TestList:
         assert integration["form_url"] == FORM_URL
         assert integration["supported_action_types"] == ["dashboard", "query"]
         assert integration["supported_formats"] == ["csv_zip", "csv"]
-        assert integration["supported_formattings"] == ["unformatted"]
-        assert integration["supported_visualization_formattings"] == ["noapply"]
+        assert integration["supported_formattings"] == ["unformatted", "formatted"]
+        assert integration["supported_visualization_formattings"] == ["noapply", "apply"]
         # No LOOKER_DOWNLOAD_HOSTS: url delivery would fail every time, so it is not offered.
         assert integration["supported_download_settings"] == ["push"]
         assert integration["params"] == []
