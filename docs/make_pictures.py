@@ -1,8 +1,8 @@
 """Regenerates the README's pictures from the real code: `./dev pictures`.
 
-- docs/workbook.png: a sample "Weekly Sales" dashboard's csv_zip (four tiles, values of the kinds
-  the README describes) read by action_execute's tiles.py and written by its workbook.py, exactly
-  as an export is; LibreOffice (headless) prints the workbook to PDF, pdftoppm turns each page to
+- docs/workbook.png: the sample "Marketing Overview" dashboard (samples/payloads, sent formatted
+  with the visualization applied: a pivot, row numbers, totals, Looker's value formats) read by
+  action_execute's tiles.py and written by its workbook package, exactly as an export is; LibreOffice (headless) prints the workbook to PDF, pdftoppm turns each page to
   PNG, and the pages are put side by side.
 - docs/looker-admin.png: the real action_list and action_form handlers (through
   functions-framework, as deployed) are asked what Looker asks them; their answers are rendered
@@ -15,9 +15,9 @@ Needs (Debian): libreoffice-calc-nogui, poppler-utils, chromium; (PyPI) Pillow.
 from __future__ import annotations
 
 import argparse
-import csv
+import base64
 import html
-import io
+import json
 import os
 import re
 import secrets
@@ -37,6 +37,7 @@ for _path in (ROOT, ROOT / "action_execute"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+SAMPLE = "execute_dashboard_formatted_push.json"
 PROJECT = "acme-looker-7"
 REGION = "us-central1"
 BUCKETS = ("acme-looker-exports", "acme-finance-exports")
@@ -65,58 +66,15 @@ CHROMIUM_FLAGS = (
 # ------------------------------------------------------------------------------ the workbook
 
 
-def sample_tiles() -> dict[str, list[list[str]]]:
-    """A weekly sales dashboard as Looker exports it (unformatted values), tile by tile."""
-    regions = ("EMEA", "AMER", "APAC")
-    revenue = [
-        [
-            region,
-            f"2026-11-{day:02d}",
-            f"{(11 + i * 7 + day) * 1733.25:.2f}",
-            str(90 + i * 31 + day),
-        ]
-        for day in range(16, 23)
-        for i, region in enumerate(regions)
-    ]
-    return {
-        "Revenue by Region": [
-            ["Orders Region", "Orders Created Date", "Orders Total Revenue", "Orders Count"],
-            *revenue,
-        ],
-        "Top Customers": [
-            ["Customers ID", "Customers Name", "Customers Zip", "Customers Phone", "Revenue"],
-            ["000123", "Müller, Jürgen", "01234", "+4915112345678", "5311.10"],
-            ["9007199254740993123", "Acme Widgets Ltd", "90210", "+13105550100", "4870.00"],
-            ["000987", '=HYPERLINK("http://example.com")', "10115", "+493012345678", "2210.45"],
-            ["104", "Øresund Trading ApS", "02100", "+4533123456", "1999.99"],
-        ],
-        "Orders by Status": [
-            ["Orders Status", "Orders Count", "Orders Last Updated"],
-            ["complete", "3069", "2026-11-22 23:58:01"],
-            ["pending", "412", "2026-11-22 23:59:40"],
-            ["cancelled", "57", "2026-11-22 18:03:12"],
-        ],
-        "Signups (Daily)": [
-            ["Users Created Date", "Users Count", "Users Source"],
-            *[[f"2026-11-{d:02d}", str(40 + d % 5 * 9), ("search", "ads", "referral")[d % 3]]
-              for d in range(16, 23)],
-        ],
-    }  # fmt: skip
-
-
-def sample_zip(tiles: dict[str, list[list[str]]]) -> bytes:
-    """The tiles as Looker's csv_zip: one folder named after the dashboard, a CSV per tile."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, rows in tiles.items():
-            text = io.StringIO()
-            csv.writer(text, lineterminator="\n").writerows(rows)
-            archive.writestr(f"weekly_sales_2026-11-23T0700/{name}.csv", text.getvalue())
-    return buffer.getvalue()
+def sample_zip() -> bytes:
+    """The csv_zip of samples/payloads/execute_dashboard_formatted_push.json: a LookML dashboard
+    sent formatted with the visualization applied, as a real Looker sends it."""
+    payload = json.loads((ROOT / "samples" / "payloads" / SAMPLE).read_text())
+    return base64.b64decode(payload["body"]["attachment"]["data"])
 
 
 def write_sample_workbook(path: Path) -> list[str]:
-    """The sample dashboard through the export's own steps (tiles.py -> workbook.py).
+    """The sample dashboard through the export's own steps (tiles.py -> workbook).
     Returns the sheet names."""
     import tiles
     import workbook
@@ -125,9 +83,7 @@ def write_sample_workbook(path: Path) -> list[str]:
         max_uncompressed_bytes=1 << 30, max_entries=100, max_compression_ratio=250
     )
     with path.open("wb") as sink:
-        sheets = workbook.write_workbook(
-            tiles.read_tiles([sample_zip(sample_tiles())], limits), sink
-        )
+        sheets = workbook.write_workbook(tiles.read_tiles([sample_zip()], limits), sink)
     return [s.name for s in sheets]
 
 
@@ -173,7 +129,7 @@ def workbook_picture(out: Path, work: Path) -> None:
 
     xlsx = work / "export.xlsx"
     names = write_sample_workbook(xlsx)
-    printable = work / "Weekly Sales.xlsx"
+    printable = work / "Marketing Overview.xlsx"
     with_print_gridlines(xlsx, printable)
     # A private LibreOffice profile: no interference with (or from) a running instance.
     profile = (work / "lo-profile").as_uri()
@@ -182,7 +138,7 @@ def workbook_picture(out: Path, work: Path) -> None:
          "--outdir", str(work), str(printable)],
         cwd=work,
     )  # fmt: skip
-    run(["pdftoppm", "-r", "90", "-png", str(work / "Weekly Sales.pdf"), str(work / "page")])
+    run(["pdftoppm", "-r", "90", "-png", str(work / "Marketing Overview.pdf"), str(work / "page")])
     pages = sorted(work.glob("page-*.png"))
     if len(pages) != len(names):
         raise SystemExit(f"expected one PDF page per sheet ({names}), got {len(pages)}")
@@ -196,7 +152,7 @@ def workbook_picture(out: Path, work: Path) -> None:
         draw.text((10, 7), f"worksheet “{name}”", fill="#1a3d6d", font=font)
         panel.paste(image, (10, 38))
         panels.append(panel)
-    _save(_grid(panels, columns=2, gap=16), out)
+    _save(_grid(panels, columns=1, gap=16), out)
 
 
 def _font(image_font: Any, size: int) -> Any:
