@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.support.world import sheets_by_calamine
 
 import workbook
-from workbook import cells
+from workbook import cells, formats
 
 cell_text = st.one_of(
     st.text(max_size=30),
@@ -27,19 +27,25 @@ cell_text = st.one_of(
     st.from_regex(r"\A[=+\-@][ -~]{0,20}\Z"),
     st.dates(min_value=date(1900, 3, 1)).map(str),
     st.sampled_from(["01234", "+4915112345678", "-0", "1e3", "0.10", "\r\n", "_x0041_"]),
+    st.sampled_from(["$34,033.65", "0.26%", "34.03K", "(1,234)", "1.234,56", "12,5%", "'-$5"]),
+    st.from_regex(r"\A\(?-?[$€]?-?[0-9]{1,4}(,[0-9]{3})*(\.[0-9]{1,3})?[%KMB]?\)?\Z"),
 )
 rows = st.lists(st.lists(cell_text, min_size=1, max_size=5), min_size=1, max_size=8)
 
 
 def expected(text: str, in_codes: bool) -> object:
-    """What a reader sees: by the cell rules, or text in a column of codes."""
-    kind, _ = (cells.TEXT, text) if in_codes and text else cells.classify(text)
-    if kind == cells.NUMBER:
-        return float(text)
+    """What a reader sees: by the cell rules (formatted numbers too), or text in a column of
+    codes."""
+    if in_codes and text:
+        return cells.clean_text(text)[0]
+    kind, _ = cells.classify(text)
     if kind == cells.DATE:
         return date.fromisoformat(text)
     if kind == cells.DATETIME:
         return datetime.fromisoformat(text)
+    typed = cells.typed_value(text)
+    if typed is not None:
+        return float(typed[0])
     return cells.clean_text(text)[0]  # text, less what XML cannot carry ("" when blank)
 
 
@@ -58,7 +64,8 @@ def test_every_cell_reads_back_as_its_text_or_its_number(data: list[list[str]]) 
     # Blank cells at the end of a row, and rows with nothing written, are outside the sheet's
     # range: compare rows without their trailing blanks.
     read += [[]] * (len(data) + 1 - len(read))
-    codes = cells.code_columns(data)  # every row is in the sample (at most 8 here)
+    # Every row is in the sample (at most 8 here).
+    codes = cells.code_columns(data) | formats.other_locale_columns(data)
     for row, back in zip(data, read[1:], strict=True):
         want = [expected(text, i in codes) for i, text in enumerate(row)]
         assert trimmed(back) == trimmed(want), row
