@@ -38,7 +38,7 @@ class Result:
         stored = self.stored
         if self.sheets is None:
             return f"{stored.gcs_uri} (the file as Looker sent it, {stored.size:,} bytes)"
-        rows = sum(s.rows for s in self.sheets)
+        rows = workbook.total_rows(self.sheets)
         return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)" + "".join(
             f"; {_changed(self.sheets, kind)}"
             for kind in ("cut", "dropped")
@@ -168,8 +168,15 @@ def _store(
         ) as sink:
             sheets = _write(data, sink, order, config)
         if sheets is not None:
-            fields.update(sheets=len(sheets), rows=sum(s.rows for s in sheets))
+            fields.update(sheets=len(sheets), rows=workbook.total_rows(sheets))
     return Result(destination.stored(name), sheets)
+
+
+def _sheet_entry(sheet: workbook.SheetSummary) -> dict[str, str | int]:
+    entry: dict[str, str | int] = {"name": sheet.name, "rows": sheet.rows}
+    if sheet.columns_of is not None:
+        entry["columns_of"] = sheet.columns_of
+    return entry
 
 
 def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
@@ -193,9 +200,7 @@ def _announcement(result: Result, order: ExportOrder) -> announce.Announcement:
         scheduled_plan_id=order.scheduled_plan_id,
         webhook_id=order.webhook_id,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        sheets=None
-        if result.sheets is None
-        else [{"name": s.name, "rows": s.rows} for s in result.sheets],
+        sheets=None if result.sheets is None else [_sheet_entry(s) for s in result.sheets],
         cells_cut=_changes(result, "cut"),
         cells_with_characters_removed=_changes(result, "dropped"),
         dashboard_title=order.title if dashboard else None,

@@ -209,3 +209,27 @@ def test_the_sample_end_to_end(world: Deployment) -> None:
         {"name": "Revenue by source", "rows": 4},
     ]
     assert message["dashboard_url"] is None
+
+
+def test_a_tile_too_wide_for_one_sheet_is_exported_and_announced_whole(world: Deployment) -> None:
+    header = ["Name", *(f"c{i}" for i in range(1, 16_394))]
+    rows = [header, *([f"row{r}", *(str(r * i) for i in range(1, 16_394))] for r in (1, 2))]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("dashboard-wide/pivot_by_day.csv", text.getvalue())
+    body = sample_body(world)
+    body["attachment"]["data"] = base64.b64encode(buffer.getvalue()).decode()
+    status, result = execute(body)
+    assert status == 200, result
+    name = only_object(world)
+    # Two sheets for one tile of two rows: the rows are counted once.
+    assert result["message"] == f"gs://{world.bucket}/{name} (2 sheets, 2 rows)"
+    ((message, _),) = world.messages()
+    assert message["sheets"] == [
+        {"name": "Pivot by day", "rows": 2},
+        {"name": "Pivot by day (cols 2)", "rows": 2, "columns_of": "Pivot by day"},
+    ]
+    read = calamine(world.workbook(name))
+    assert read["Pivot by day (cols 2)"][2][:2] == ["row2", 2 * 16_384]

@@ -350,19 +350,75 @@ def test_continuation_sheets(
     assert sheet.auto_filter.ref == f"A1:B{sheet_rows[-1] + 1}"
 
 
-def test_too_many_columns_names_the_tile() -> None:
-    with pytest.raises(WorkbookError, match=r"'Wide' has 16,385 columns"):
-        write([("Wide", iter([["h"] * 16_385]))])
-    # exactly the maximum is fine
+def test_exactly_excels_columns_is_one_sheet() -> None:
     data, summaries, _ = write([("Widest", iter([["h"] * 16_384, ["1"] * 16_384]))])
     assert summaries == [SheetSummary("Widest", 1)]
     assert openpyxl.load_workbook(io.BytesIO(data))["Widest"]["XFD2"].value == 1
 
 
-def test_too_many_columns_in_the_first_rows() -> None:
+WIDE = 16_384 + 10  # columns: ten past Excel's limit
+
+
+def wide_rows(keys: list[str], rows: int) -> list[list[str]]:
+    """A header of `keys` then c<n> columns to WIDE, and rows of numbers, labelled `row<n>` in
+    the key columns (a row number where the key is Looker's unnamed row-number column)."""
+    header = keys + [f"c{i}" for i in range(len(keys), WIDE)]
+    body = [[str(r) if key == "" else f"row{r}" for key in keys] for r in range(1, rows + 1)]
+    return [header] + [
+        b + [str(r * 100_000 + i) for i in range(len(b), WIDE)] for r, b in enumerate(body, 1)
+    ]
+
+
+def test_a_tile_wider_than_excel_continues_on_cols_sheets() -> None:
+    rows = wide_rows(["Name"], 3)
+    data, summaries, warnings = write([("Wide", iter(rows))])
+    assert warnings == []
+    assert summaries == [SheetSummary("Wide", 3), SheetSummary("Wide (cols 2)", 3)]
+    read = read_calamine(data)
+    first, rest = read["Wide"], read["Wide (cols 2)"]
+    assert [len(row) for row in first] == [16_384] * 4
+    assert first[0][:2] == ["Name", "c1"] and first[2][16_383] == 216_383
+    # The first column repeated, then every column the first sheet could not hold.
+    assert rest[0] == ["Name"] + [f"c{i}" for i in range(16_384, WIDE)]
+    for r in range(1, 4):
+        assert rest[r] == [f"row{r}"] + [r * 100_000 + i for i in range(16_384, WIDE)]
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    cont = book["Wide (cols 2)"]
+    assert cont.freeze_panes == "A2" and cont.auto_filter.ref == "A1:K4" and cont["B1"].font.b
+    assert book["Wide"].auto_filter.ref == "A1:XFD4"
+
+
+def test_with_looker_row_numbers_both_key_columns_repeat() -> None:
+    rows = wide_rows(["", "Day"], 2)
+    rows.append(["", "", *rows[2][2:]])  # Looker's totals row: no number
+    data, summaries, _ = write([("Pivot", iter(rows))])
+    assert [s.name for s in summaries] == ["Pivot", "Pivot (cols 2)"]
+    rest = read_calamine(data)["Pivot (cols 2)"]
+    assert rest[0] == [None, "Day"] + [f"c{i}" for i in range(16_384, WIDE)]
+    assert rest[1][:3] == [1, "row1", 116_384]
+    totals = openpyxl.load_workbook(io.BytesIO(data))["Pivot (cols 2)"]
+    assert totals["C4"].font.b and totals.auto_filter.ref == "A1:L3"  # the totals stay out
+
+
+def test_the_columns_held_for_later_sheets_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workbook.limits, "MAX_COLUMNS", 100)  # a narrow Excel: a quick test
+    monkeypatch.setattr(workbook.overflow, "MAX_OVERFLOW_BYTES", 10_000)
+    rows = [[f"r{r}c{c}" for c in range(2_000)] for r in range(200)]
+    with pytest.raises(WorkbookError, match=r"'Wide' is wider than Excel's 100 columns"):
+        write([("Wide", iter(rows))])
+    monkeypatch.setattr(workbook.overflow, "MAX_OVERFLOW_BYTES", 10_000_000)
+    _, summaries, _ = write([("Wide", iter(rows))])
+    assert len(summaries) == 21 and summaries[-1].name == "Wide (cols 21)"  # 1 + 1,999 / 99
+
+
+def test_a_wide_row_after_the_sample_continues_too() -> None:
     rows = [["a"], ["1"], ["x"] * 20_000]
-    with pytest.raises(WorkbookError, match="'Sampled' has 20,000 columns"):
-        write([("Sampled", iter(rows))])
+    data, summaries, _ = write([("Sampled", iter(rows))])
+    assert [s.name for s in summaries] == ["Sampled", "Sampled (cols 2)"]
+    read = read_calamine(data)
+    # Every cell of the wide row is on one of the sheets, its first column repeated.
+    cells_seen = len(read["Sampled"][2]) + sum(len(read[n][2]) - 1 for n in list(read)[1:])
+    assert cells_seen == 20_000
 
 
 def test_an_empty_header_row() -> None:
@@ -373,7 +429,7 @@ def test_an_empty_header_row() -> None:
     assert sheet.auto_filter.ref == "A1:B2"
 
 
-def test_a_failure_mid_stream_leaves_no_valid_zip() -> None:
+def test_a_failure_mid_stream_leaves_no_valid_zip(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wide row long after the sample fails; the sink never gets a central directory."""
 
     def rows() -> Iterator[list[str]]:
@@ -382,8 +438,9 @@ def test_a_failure_mid_stream_leaves_no_valid_zip() -> None:
             yield ["1", "2"]
         yield ["x"] * 16_385
 
+    monkeypatch.setattr(workbook.overflow, "MAX_OVERFLOW_BYTES", 0)
     sink = UnseekableSink()
-    with pytest.raises(WorkbookError, match="'Late' has 16,385 columns"):
+    with pytest.raises(WorkbookError, match="'Late' is wider than Excel's"):
         workbook.write_workbook([("Late", rows())], cast(IO[bytes], sink))
     writes = sink.writes
     gc.collect()  # ZipFile.__del__ runs close(): it must not reach the sink

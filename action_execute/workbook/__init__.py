@@ -19,13 +19,15 @@ The parts, as XlsxWriter's packager reads:
 - `theme`     the static theme
 - `xmlwriter` the declaration, the namespaces, all escaping
 - `pipe`      the forward-only sink and the deflating thread
+- `overflow`  the columns past Excel's 16,384, on the sheets that continue them
+- `notes`     a sheet's record of the cells it changed
 - `names`     Excel-valid, unique sheet names
 - `limits`    what a workbook may hold, and its error
 """
 
 from __future__ import annotations
 
-from .limits import SheetSummary, WorkbookError
+from .limits import SheetSummary, WorkbookError, total_rows
 from .packager import write_workbook
 
-__all__ = ["SheetSummary", "WorkbookError", "write_workbook"]
+__all__ = ["SheetSummary", "WorkbookError", "total_rows", "write_workbook"]

@@ -19,7 +19,8 @@ MAX_SHEET_XML_BYTES = zipfile.ZIP64_LIMIT - (1 << 20)
 headers, and a zip64 header on a part Excel does not expect is reported to make Office reject
 the file (duckdb/duckdb-excel#64), so sheets stay below it; the margin covers deflate overhead."""
 
-MAX_COLUMNS: Final = 16_384
+MAX_COLUMNS = 16_384
+"""Excel's columns; a wider tile continues on `Name (cols 2)` sheets (overflow.py)."""
 MAX_SIGNIFICANT_DIGITS: Final = 15
 """Excel keeps 15 significant digits; a longer number would silently lose the rest."""
 MAX_CUT_WARNINGS: Final = 10
@@ -40,15 +41,13 @@ class SheetSummary:
     cut_cells: tuple[str, ...] = ()
     dropped_count: int = 0
     dropped_cells: tuple[str, ...] = ()
+    columns_of: str | None = None  # the sheet whose rows this one continues to the right
+
+
+def total_rows(sheets: list[SheetSummary]) -> int:
+    """The rows exported: a sheet continuing another's columns holds the same rows again."""
+    return sum(s.rows for s in sheets if s.columns_of is None)
 
 
 class WorkbookError(ActionError):
-    """The tiles cannot become a valid workbook (no tiles, too wide, too big for a sheet)."""
-
-
-def check_width(tile: str, width: int) -> None:
-    if width > MAX_COLUMNS:
-        raise WorkbookError(
-            f"The tile '{tile}' has {width:,} columns; an Excel sheet holds at most "
-            f"{MAX_COLUMNS:,}. Export fewer columns."
-        )
+    """The tiles cannot become a valid workbook (no tiles, too big for a sheet)."""

@@ -1,4 +1,5 @@
-"""Excel-valid, case-insensitively unique worksheet names for tiles and their continuations."""
+"""Excel-valid, case-insensitively unique worksheet names for tiles and their continuations
+(past Excel's rows: `(cont. 2)`; past its columns: `(cols 2)`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class SheetNamer:
         `base` is the name the tile's first sheet got.
         """
         return self._claim(_clean(base), f" (cont. {n})")
+
+    def columns(self, base: str, n: int) -> str:
+        """Name for sheet n (n >= 2) of a tile too wide for one sheet: `Revenue (cols 2)`."""
+        return self._claim(_clean(base), f" (cols {n})")
 
     def _claim(self, base: str, suffix: str) -> str:
         name = _fit(base, suffix)

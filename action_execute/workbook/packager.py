@@ -12,11 +12,12 @@ from itertools import chain, islice
 from typing import IO, cast
 
 from . import cells, deflate, formats, layout, limits, parts, pipe, theme
-from .limits import SheetSummary, WorkbookError, check_width
+from .limits import SheetSummary, WorkbookError
 from .names import SheetNamer
+from .notes import Warn
 from .pipe import ForwardOnly
 from .shape import read_shape
-from .sheet import Book, Sheet, Warn, sample, take, write_sheet
+from .sheet import Book, Sheet, sample, take, write_sheet
 from .styles import Styles
 from .xmlwriter import DECLARATION
 
@@ -74,9 +75,9 @@ class _Book:
     ) -> None:
         self.archive = archive
         self.level = level
-        self.book = Book(deflater, warn, Styles())
-        self.warn = warn
         self.namer = SheetNamer()
+        self.book = Book(deflater, warn, Styles(), self.namer)
+        self.warn = warn
         self.sheets: list[parts.SheetEntry] = []
         self.summaries: list[SheetSummary] = []
 
@@ -113,8 +114,7 @@ class _Book:
         if header is None:
             self.write_sheet(Sheet(first_name, tile_name, (), []), iter(()), [])
             return
-        check_width(tile_name, len(header))
-        pending, exhausted = sample(tile_name, source)
+        pending, exhausted = sample(source)
         shape = read_shape(header, pending)
         sheet = Sheet(
             first_name,
@@ -132,7 +132,7 @@ class _Book:
             known = list(islice(pending, limit)) if exhausted or len(pending) >= limit else None
             self.write_sheet(sheet, take(pending, source, limit), known)
             if not pending and not exhausted:
-                pending, exhausted = sample(tile_name, source)
+                pending, exhausted = sample(source)
             if not pending:
                 return
             part += 1
@@ -141,8 +141,23 @@ class _Book:
     def write_sheet(
         self, sheet: Sheet, rows: Iterable[Sequence[str]], known: list[Sequence[str]] | None
     ) -> None:
-        index = len(self.sheets) + 1
-        with self.open(f"xl/worksheets/sheet{index}.xml") as part:
-            filter_ref, summary = write_sheet(part, index, sheet, iter(rows), known, self.book)
-        self.sheets.append(parts.SheetEntry(sheet.name, filter_ref))
+        with self.open(self.next_part()) as part:
+            filter_ref, summary, overflow = write_sheet(
+                part, len(self.sheets) + 1, sheet, iter(rows), known, self.book
+            )
+        self.add(parts.SheetEntry(sheet.name, filter_ref), summary)
+        # The columns past Excel's limit, on the sheets that continue them.
+        for name, xml, columns_filter, columns_summary in overflow.parts(
+            sheet.widths, len(sheet.headers)
+        ):
+            with self.open(self.next_part()) as part:
+                for chunk in xml:
+                    part.write(chunk)
+            self.add(parts.SheetEntry(name, columns_filter), columns_summary)
+
+    def next_part(self) -> str:
+        return f"xl/worksheets/sheet{len(self.sheets) + 1}.xml"
+
+    def add(self, entry: parts.SheetEntry, summary: SheetSummary) -> None:
+        self.sheets.append(entry)
         self.summaries.append(summary)

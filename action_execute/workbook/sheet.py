@@ -4,13 +4,16 @@ through the pipe into the part, with the layout around them."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import IO, Final
 
 from . import cells, layout, limits
-from .limits import SheetSummary, WorkbookError, check_width
+from .limits import SheetSummary, WorkbookError
+from .names import SheetNamer
+from .notes import CellNotes, Warn
+from .overflow import DATA, HEADER, TOTAL, Overflow
 from .pipe import Pipe
 from .styles import Styles
 
@@ -18,17 +21,16 @@ BATCH_ROWS: Final = 500
 BATCH_CHARS: Final = 1 << 20
 """A batch is also flushed at this many characters: 500 rows of long cells would be 100s of MiB."""
 
-Warn = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class Book:
-    """What every sheet of one workbook shares: the deflating pipe, the warning sink and the
-    styles the cells ask for."""
+    """What every sheet of one workbook shares: the deflating pipe, the warning sink, the styles
+    the cells ask for and the sheet names handed out."""
 
     pipe: Pipe
     warn: Warn
     styles: Styles
+    namer: SheetNamer
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,24 @@ def write_sheet(
     rows: Iterator[Sequence[str]],
     known: list[Sequence[str]] | None,
     book: Book,
-) -> tuple[str | None, SheetSummary]:
+) -> tuple[str | None, SheetSummary, Overflow]:
     """Stream worksheet `index` into `part`; `known` (all its rows, if in hand) gives
-    `<dimension>`. Returns its autofilter range and what was written."""
+    `<dimension>`. Returns its autofilter range, what was written, and the columns past
+    Excel's limit (`Overflow.parts`: the sheets that continue them, to write next)."""
     headers = sheet.headers
-    dimension = None if known is None else layout.dimension(headers, known)
+    keys = 2 if sheet.row_numbers else 1
+    overflow = Overflow(sheet.tile, sheet.name, keys, sheet.text_columns, book)
+    widest = max([0, *map(len, headers), *map(len, known or ())])
+    in_range = known is not None and widest <= limits.MAX_COLUMNS
+    dimension = layout.dimension(headers, known) if in_range and known is not None else None
+    widths = sheet.widths[: limits.MAX_COLUMNS]
     out = _Batches(part, sheet, book.pipe)
     notes = CellNotes(sheet.name, book.warn)
     try:
-        out.put(layout.sheet_head(dimension, index == 1, len(headers), sheet.widths))
+        out.put(layout.sheet_head(dimension, index == 1, len(headers), widths))
         for r, header in enumerate(headers, start=1):
-            out.put(cells.header_xml(r, header, notes))
-        width, count, last_data = _write_rows(out, sheet, rows, notes, book.styles)
+            out.put(cells.header_xml(r, overflow.cut(header, r, HEADER), notes))
+        width, count, last_data = _write_rows(out, sheet, rows, notes, book.styles, overflow)
         filter_ref = layout.filter_ref(len(headers), width, last_data) if width else None
         out.put(layout.sheet_tail(filter_ref))
         out.flush()
@@ -75,30 +83,37 @@ def write_sheet(
         dropped_count=notes.dropped_count,
         dropped_cells=tuple(notes.dropped_cells),
     )
-    return filter_ref, summary
+    return filter_ref, summary, overflow
 
 
 def _write_rows(
-    out: _Batches, sheet: Sheet, rows: Iterator[Sequence[str]], notes: CellNotes, styles: Styles
+    out: _Batches,
+    sheet: Sheet,
+    rows: Iterator[Sequence[str]],
+    notes: CellNotes,
+    styles: Styles,
+    overflow: Overflow,
 ) -> tuple[int, int, int]:
     """The data rows below the headers. Returns the width, the rows written and the last row
     that is not a totals row (the autofilter ends there, so a sort never moves the totals)."""
     if not sheet.headers:
         return 0, 0, 0
     top = len(sheet.headers)
-    width = max(len(header) for header in sheet.headers)
+    width = min(max(len(header) for header in sheet.headers), limits.MAX_COLUMNS)
     cols = cells.letters(width)
     typed = [i not in sheet.text_columns for i in range(width)]
     row_xml = cells.row_xml
     totals = sheet.row_numbers
     count = last_data = 0
     for count, row in enumerate(rows, start=1):
+        is_total = totals and row and not row[0]
         if len(row) > width:
-            check_width(sheet.tile, len(row))
+            if len(row) > limits.MAX_COLUMNS:
+                row = overflow.cut(row, count + top, TOTAL if is_total else DATA)
             typed += [i not in sheet.text_columns for i in range(width, len(row))]
-            width = len(row)
+            width = max(width, len(row))
             cols = cells.letters(width)
-        if totals and row and not row[0]:
+        if is_total:
             xml = cells.total_row_xml(str(count + top), row, cols, typed, notes, styles)
         else:
             last_data = count
@@ -108,11 +123,9 @@ def _write_rows(
     return width, count, last_data
 
 
-def sample(tile: str, source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
-    """The next WIDTH_SAMPLE_ROWS rows (checked for width before anything sizes by them), and
-    whether the tile ended within them."""
+def sample(source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
+    """The next WIDTH_SAMPLE_ROWS rows, and whether the tile ended within them."""
     rows = deque(islice(source, layout.WIDTH_SAMPLE_ROWS))
-    check_width(tile, max((len(row) for row in rows), default=0))
     return rows, len(rows) < layout.WIDTH_SAMPLE_ROWS
 
 
@@ -160,49 +173,3 @@ class _Batches:
                 "Export fewer rows or columns."
             )
         self._pipe.write(self._part, data)
-
-
-class CellNotes:
-    """A sheet's record of changed cells (`cells.Notes`): every one counted, the first few named
-    for the user and the log, so that a long sheet of long texts does not flood either."""
-
-    def __init__(self, sheet_name: str, warn: Warn) -> None:
-        self.sheet_name = sheet_name
-        self.warn = warn
-        self.cut_cells: list[str] = []  # the first limits.MAX_NAMED_CELLS refs
-        self.cut_count = 0
-        self.dropped_cells: list[str] = []
-        self.dropped_count = 0
-
-    def cut(self, ref: str) -> None:
-        self.cut_count += 1
-        self._name(self.cut_cells, ref)
-        self._log(
-            self.cut_count,
-            f"cell {ref}: text longer than Excel's {cells.MAX_TEXT_UNITS:,} characters was cut "
-            "to that length",
-            "more cells were cut",
-        )
-
-    def dropped(self, ref: str) -> None:
-        self.dropped_count += 1
-        self._name(self.dropped_cells, ref)
-        self._log(
-            self.dropped_count,
-            f"cell {ref}: characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) "
-            "were removed",
-            "more cells had such characters removed",
-        )
-
-    def _name(self, refs: list[str], ref: str) -> None:
-        if len(refs) < limits.MAX_NAMED_CELLS:
-            refs.append(ref)
-
-    def _log(self, count: int, first: str, more: str) -> None:
-        if count <= limits.MAX_CUT_WARNINGS:
-            self.warn(f"Sheet '{self.sheet_name}', {first}")
-        elif count == limits.MAX_CUT_WARNINGS + 1:
-            self.warn(
-                f"Sheet '{self.sheet_name}': {more}; only the first {limits.MAX_CUT_WARNINGS} "
-                "are named"
-            )
