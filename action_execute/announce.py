@@ -54,7 +54,7 @@ class Announcement:
     scheduled_plan_id: str | None  # null for a one-off send
     webhook_id: str | None  # Looker's X-Looker-Webhook-Id: how an admin finds the delivery
     created_at: str  # ISO 8601, UTC
-    sheets: list[dict[str, Any]] | None  # [{"name", "rows"}] per worksheet; absent for originals
+    sheets: list[dict[str, Any]] | None  # [{"name", "rows"[, "columns_of"]}]; absent for originals
     # Cells changed on the way, {"count", "first": [{"sheet", "cell"}]} (at most 5 named);
     # absent for originals. Cut: texts over Excel's 32,767 characters. Characters removed:
     # U+FFFE, U+FFFF and lone surrogates, which no spreadsheet can hold.

@@ -373,7 +373,10 @@ def test_a_tile_wider_than_excel_continues_on_cols_sheets() -> None:
     rows = wide_rows(["Name"], 3)
     data, summaries, warnings = write([("Wide", iter(rows))])
     assert warnings == []
-    assert summaries == [SheetSummary("Wide", 3), SheetSummary("Wide (cols 2)", 3)]
+    assert summaries == [
+        SheetSummary("Wide", 3),
+        SheetSummary("Wide (cols 2)", 3, columns_of="Wide"),
+    ]
     read = read_calamine(data)
     first, rest = read["Wide"], read["Wide (cols 2)"]
     assert [len(row) for row in first] == [16_384] * 4

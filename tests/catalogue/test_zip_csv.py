@@ -37,6 +37,8 @@ from tests.support.world import (
     sheets_by_openpyxl,
 )
 
+import workbook
+
 
 def push(world: Deployment, watch: Watch, entries: dict[str, bytes]):  # type: ignore[no-untyped-def]
     return call(watch, push_body(world, zip_of(entries)))
@@ -244,27 +246,36 @@ class TestCsv:
             "workbook",
         )
 
-    def test_twenty_thousand_columns_fail_naming_the_tile(
+    def test_twenty_thousand_columns_continue_on_a_second_sheet(
         self, world: Deployment, watch: Watch
     ) -> None:
         header = ",".join(f"c{i}" for i in range(20_000)).encode()
         answer = push(world, watch, {"Ok.csv": b"a\n1\n", "Wide.csv": header + b"\n" + b"1\n"})
-        assert_refused(
-            answer,
-            400,
-            "The tile 'Wide' has 20,000 columns; an Excel sheet holds at most 16,384. "
-            "Export fewer columns.",
-        )
-        assert_nothing_stored(world)
+        name = assert_exported(world, answer, sheets=3, rows=2)
+        assert [s["name"] for s in answer.announced["sheets"]] == ["Ok", "Wide", "Wide (cols 2)"]
+        book = openpyxl.load_workbook(io.BytesIO(world.workbook(name)), read_only=True)
+        (header_row,) = book["Wide (cols 2)"].iter_rows(values_only=True)  # "1" fits on "Wide"
+        assert header_row[:2] == ("c0", "c16384") and header_row[-1] == "c19999"
 
-    def test_a_data_row_wider_than_excel_fails_too(self, world: Deployment, watch: Watch) -> None:
+    def test_a_data_row_wider_than_excel_continues_too(
+        self, world: Deployment, watch: Watch
+    ) -> None:
         wide = ",".join("1" for _ in range(16_385)).encode()
         answer = push(world, watch, {"Late.csv": b"a,b\n" + b"1,2\n" * 150 + wide + b"\n"})
+        assert_exported(world, answer, sheets=2, rows=151)
+
+    def test_columns_past_excel_beyond_the_cap_fail_naming_the_tile(
+        self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(workbook.overflow, "MAX_OVERFLOW_BYTES", 0)
+        header = ",".join(f"c{i}" for i in range(20_000)).encode()
+        answer = push(world, watch, {"Wide.csv": header + b"\n" + b"1\n"})
         assert_refused(
             answer,
             400,
-            "The tile 'Late' has 16,385 columns; an Excel sheet holds at most 16,384. "
-            "Export fewer columns.",
+            "The tile 'Wide' is wider than Excel's 16,384 columns, and its columns past them "
+            "passed 0 MiB (compressed) while they wait for their own sheets. Export fewer "
+            "columns or rows.",
         )
         assert_nothing_stored(world)
 
