@@ -46,8 +46,9 @@ class _Continuation:
         """The rows' XML, decompressed a chunk at a time (the chunks are dropped as they go)."""
         inflater = zlib.decompressobj()
         self.chunks.append(self.compressor.flush())
+        self.chunks.reverse()  # popped from the end: each freed as soon as it is inflated
         while self.chunks:
-            yield inflater.decompress(self.chunks.pop(0))
+            yield inflater.decompress(self.chunks.pop())
         yield inflater.flush()
 
 
