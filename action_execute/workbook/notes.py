@@ -42,6 +42,18 @@ class CellNotes:
             "more cells had such characters removed",
         )
 
+    def summary(self, rows: int, columns_of: str | None = None) -> limits.SheetSummary:
+        """The sheet as written: its rows, and the cells changed on the way."""
+        return limits.SheetSummary(
+            self.sheet_name,
+            rows,
+            cut_count=self.cut_count,
+            cut_cells=tuple(self.cut_cells),
+            dropped_count=self.dropped_count,
+            dropped_cells=tuple(self.dropped_cells),
+            columns_of=columns_of,
+        )
+
     def _name(self, refs: list[str], ref: str) -> None:
         if len(refs) < limits.MAX_NAMED_CELLS:
             refs.append(ref)

@@ -123,16 +123,7 @@ class Overflow:
             head = layout.sheet_head(None, False, frozen, shown[: sheet.width]).encode()
             tail = layout.sheet_tail(filter_ref).encode()
             xml = _chain(head, sheet.xml(), tail)
-            notes = sheet.notes
-            summary = SheetSummary(
-                sheet.name,
-                sheet.data_rows,
-                cut_count=notes.cut_count,
-                cut_cells=tuple(notes.cut_cells),
-                dropped_count=notes.dropped_count,
-                dropped_cells=tuple(notes.dropped_cells),
-                columns_of=self.sheet_name,
-            )
+            summary = sheet.notes.summary(sheet.data_rows, columns_of=self.sheet_name)
             yield sheet.name, xml, filter_ref, summary
 
 

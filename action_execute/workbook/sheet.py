@@ -75,15 +75,7 @@ def write_sheet(
         book.pipe.abandon()  # before the part closes: the thread must be done with it
         raise
     book.pipe.wait()
-    summary = SheetSummary(
-        sheet.name,
-        count,
-        cut_count=notes.cut_count,
-        cut_cells=tuple(notes.cut_cells),
-        dropped_count=notes.dropped_count,
-        dropped_cells=tuple(notes.dropped_cells),
-    )
-    return filter_ref, summary, overflow
+    return filter_ref, notes.summary(count), overflow
 
 
 def _write_rows(
