@@ -21,6 +21,7 @@ The parts, as XlsxWriter's packager reads:
 - `pipe`      the forward-only sink and the deflating thread
 - `overflow`  the columns past Excel's 16,384, on the sheets that continue them
 - `notes`     a sheet's record of the cells it changed
+- `book`      what the sheets of one workbook share
 - `names`     Excel-valid, unique sheet names
 - `limits`    what a workbook may hold, and its error
 """

@@ -14,14 +14,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from . import cells, layout, limits
+from .book import Book
 from .limits import SheetSummary, WorkbookError
 from .notes import CellNotes
-
-if TYPE_CHECKING:
-    from .sheet import Book
 
 MAX_OVERFLOW_BYTES: Final = 64 << 20
 """Compressed XML of a sheet's columns past Excel's limit, held until the sheet ends."""

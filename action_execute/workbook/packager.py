@@ -12,12 +12,13 @@ from itertools import chain, islice
 from typing import IO, cast
 
 from . import cells, deflate, formats, layout, limits, parts, pipe, theme
+from .book import Book
 from .limits import SheetSummary, WorkbookError
 from .names import SheetNamer
 from .notes import Warn
 from .pipe import ForwardOnly
 from .shape import read_shape
-from .sheet import Book, Sheet, sample, take, write_sheet
+from .sheet import Sheet, sample, take, write_sheet
 from .styles import Styles
 from .xmlwriter import DECLARATION
 

@@ -10,9 +10,9 @@ from itertools import islice
 from typing import IO, Final
 
 from . import cells, layout, limits
+from .book import Book
 from .limits import SheetSummary, WorkbookError
-from .names import SheetNamer
-from .notes import CellNotes, Warn
+from .notes import CellNotes
 from .overflow import DATA, HEADER, TOTAL, Overflow
 from .pipe import Pipe
 from .styles import Styles
@@ -20,17 +20,6 @@ from .styles import Styles
 BATCH_ROWS: Final = 500
 BATCH_CHARS: Final = 1 << 20
 """A batch is also flushed at this many characters: 500 rows of long cells would be 100s of MiB."""
-
-
-@dataclass(frozen=True)
-class Book:
-    """What every sheet of one workbook shares: the deflating pipe, the warning sink, the styles
-    the cells ask for and the sheet names handed out."""
-
-    pipe: Pipe
-    warn: Warn
-    styles: Styles
-    namer: SheetNamer
 
 
 @dataclass(frozen=True)
