@@ -276,8 +276,10 @@ def typed_value(text: str) -> tuple[str, str] | None:
     """(the `<v>` text, its number format) of a cell that is a number, a date, a date-time or a
     formatted number; None for text and blanks."""
     kind, value = classify(text)
+    if kind == NUMBER and value[-1] == "0" and "." in value:
+        return formats.zeros_kept(value)
     code = _KIND_FORMATS.get(kind)
-    if code is not None and not (kind == NUMBER and value[-1] == "0" and "." in value):
+    if code is not None:
         return value, code
     return formats.read(text) if text[:1] in formats.STARTS else None
 
@@ -313,6 +315,7 @@ def row_xml(
     escape = xmlwriter.cell_text_plain
     typed_start = _MAY_TYPE
     read_formatted = formats.read
+    zeros_kept = formats.zeros_kept
     short = MAX_SIGNIFICANT_DIGITS
     # One search over the row usually clears every cell at once ("\n" joins: it needs no care
     # and breaks any `_x` across cells); a row with something to take care of goes cell by cell.
@@ -332,9 +335,13 @@ def row_xml(
                 append(f'<c r="{col}{r}"><v>{text}</v></c>')
                 continue
             kind, value = classify(text)
-            if kind == NUMBER and (value[-1] != "0" or "." not in value):
-                append(f'<c r="{col}{r}"><v>{value}</v></c>')
-                continue  # (`4.50` goes on to `read_formatted`: General would show `4.5`)
+            if kind == NUMBER:
+                if value[-1] == "0" and "." in value:  # `4.50`: General would show `4.5`
+                    value, code = zeros_kept(value)
+                    append(f'<c r="{col}{r}" s="{book.index(code)}"><v>{value}</v></c>')
+                else:
+                    append(f'<c r="{col}{r}"><v>{value}</v></c>')
+                continue
             if kind == DATE:
                 append(f'<c r="{col}{r}"{_DATE_STYLE}><v>{value}</v></c>')
                 continue

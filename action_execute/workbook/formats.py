@@ -67,6 +67,13 @@ def read(text: str) -> tuple[str, str] | None:
     return value, _code(currency, grouped, decimals, suffix, opened, inner_minus)
 
 
+def zeros_kept(number: str) -> tuple[str, str]:
+    """A plain decimal ending in zero (`4.50`, as the cells' rule reads it) as the `<v>` text and
+    the format that keeps its decimals on show (`4.5`, `0.00`): General would show `4.5`."""
+    decimals = len(number) - number.index(".") - 1
+    return number.rstrip("0").rstrip("."), "0." + "0" * decimals
+
+
 def _code(
     currency: str | None,
     grouped: bool,
