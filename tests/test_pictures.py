@@ -2,7 +2,7 @@
 
 The Looker picture is only as true as the HTML it screenshots: that HTML is built here from the
 real action_list / action_form answers and read back with an HTML parser. The workbook picture
-starts from a sample export written by the real tiles.py + workbook.py, and a print-settings copy
+starts from a sample export written by the real tiles.py + workbook package, and a print-settings copy
 that must differ from it only in print settings.
 """
 

@@ -60,7 +60,7 @@ class Overflow:
         self.sheet_name = sheet_name
         self.keys = keys  # leading columns repeated on every continuation sheet
         self.text_columns = text_columns
-        self.namer, self.warn, self.styles = book.namer, book.warn, book.styles
+        self.book = book
         self.sheets: list[_Continuation] = []
         self.held = 0
 
@@ -77,8 +77,8 @@ class Overflow:
 
     def _sheet(self, n: int, first: int) -> _Continuation:
         while len(self.sheets) <= n:
-            name = self.namer.columns(self.sheet_name, len(self.sheets) + 2)
-            self.sheets.append(_Continuation(name, first, CellNotes(name, self.warn)))
+            name = self.book.namer.columns(self.sheet_name, len(self.sheets) + 2)
+            self.sheets.append(_Continuation(name, first, CellNotes(name, self.book.warn)))
         return self.sheets[n]
 
     def _put(self, sheet: _Continuation, r: int, kind: int, row: list[str]) -> None:
@@ -90,7 +90,7 @@ class Overflow:
         else:
             typed = [self._typed(sheet, i) for i in range(len(row))]
             write = cells.total_row_xml if kind == TOTAL else cells.row_xml
-            xml = write(str(r), row, cols, typed, sheet.notes, self.styles)
+            xml = write(str(r), row, cols, typed, sheet.notes, self.book.styles)
             sheet.data_rows = r - sheet.header_rows
             if kind == DATA:
                 sheet.last_data = sheet.data_rows

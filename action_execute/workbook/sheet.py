@@ -46,9 +46,10 @@ def write_sheet(
     headers = sheet.headers
     keys = 2 if sheet.row_numbers else 1
     overflow = Overflow(sheet.tile, sheet.name, keys, sheet.text_columns, book)
-    widest = max([0, *map(len, headers), *map(len, known or ())])
-    in_range = known is not None and widest <= limits.MAX_COLUMNS
-    dimension = layout.dimension(headers, known) if in_range and known is not None else None
+    # `<dimension>` only when every row is in hand and within Excel's columns.
+    dimension = None
+    if known is not None and max(map(len, [*headers, *known]), default=0) <= limits.MAX_COLUMNS:
+        dimension = layout.dimension(headers, known)
     widths = sheet.widths[: limits.MAX_COLUMNS]
     out = _Batches(part, sheet, book.pipe)
     notes = CellNotes(sheet.name, book.warn)
