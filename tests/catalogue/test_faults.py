@@ -15,6 +15,7 @@ import io
 import random
 import time
 import zipfile
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from localdev.canned_http import CannedHttpServer
 from localdev.lifecycle import free_port
 from tests.support.catalogue import (
     WEBHOOK_ID,
+    Answer,
     Watch,
     assert_exported,
     assert_nothing_stored,
@@ -269,6 +271,11 @@ class TestNameRace:
         assert no_messages(world)
 
 
+def publish_attempts(answer: Answer) -> list[dict[str, Any]]:
+    """The log lines of the failed publish attempts."""
+    return [line for line in answer.lines if line["message"] == "publish attempt failed"]
+
+
 class TestPubSubDown:
     @pytest.fixture(autouse=True)
     def pubsub_down(self, world: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,7 +299,7 @@ class TestPubSubDown:
         )
         assert_refused(answer, 502, message, log=message)
         assert answer.line(message)["gcs_uri"] == f"gs://{world.bucket}/{name}"
-        attempts = [line for line in answer.lines if line["message"] == "publish attempt failed"]
+        attempts = publish_attempts(answer)
         assert [line["attempt"] for line in attempts] == [1, 2, 3]
         assert all(line["transient"] and line["webhook_id"] == WEBHOOK_ID for line in attempts)
         assert_sample(world.workbook(name))  # nothing lost: the object is whole and readable
@@ -308,7 +315,7 @@ class TestPubSubDown:
         answer = call(watch, push_body(world))
         assert time.monotonic() - started < 10
         assert answer.status == 502
-        attempts = [line for line in answer.lines if line["message"] == "publish attempt failed"]
+        attempts = publish_attempts(answer)
         assert 2 <= len(attempts) <= 4  # 0.2 + 0.4 + 0.8 s of waits fit in 1.5 s, not 1.6
         assert f"in {len(attempts)} attempts within 2 s" in answer.looker["message"]
 
