@@ -1,6 +1,6 @@
 """A stored object -> one Pub/Sub message for whatever runs downstream.
 
-The message is `Announcement`, published as JSON (keys sorted) with the attributes `bucket`,
+The message is `message(export)`, a view of the export's record, published as JSON (keys sorted) with the attributes `bucket`,
 `name` and `event`; README "The Pub/Sub message" shows it. Publishing is retried in this one
 layer (the client's own retry is off): at most ATTEMPTS attempts, all within PUBLISH_DEADLINE.
 """
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from shared import logs
 from shared.errors import UpstreamError
+
+import workbook
+from budget import shown
+from record import Export, origin
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -33,48 +36,45 @@ class AnnounceError(UpstreamError):
     pass
 
 
-@dataclass(frozen=True)
-class Announcement:
-    """What downstream consumers read: where the object is, what it holds, where it came from."""
+def _sheet(sheet: workbook.SheetSummary) -> dict[str, str | int]:
+    entry: dict[str, str | int] = {"name": sheet.name, "rows": sheet.rows}
+    if sheet.columns_of is not None:
+        entry["columns_of"] = sheet.columns_of
+    return entry
 
-    bucket: str
-    name: str
-    generation: str  # GCS's object generation, as a string (it exceeds JSON's safe integers)
-    gcs_uri: str
-    size: int
-    content_type: str
-    format: str  # "xlsx", or with output=original the file as Looker sent it: "csv" or "zip"
-    key_sha256: str  # base64 SHA-256 of the customer key: which key decrypts the object
-    action_type: str  # Looker's request type: "dashboard" or "query" (a Look or an Explore)
-    title: str | None  # the dashboard's or Look's title; null for an Explore send
-    url: str | None  # the content's URL in Looker
-    query_id: str | None  # Looks and Explores
-    subject_name: str
-    email: str | None
-    scheduled_plan_id: str | None  # null for a one-off send
-    webhook_id: str | None  # Looker's X-Looker-Webhook-Id: how an admin finds the delivery
-    created_at: str  # ISO 8601, UTC
-    sheets: list[dict[str, Any]] | None  # [{"name", "rows"[, "columns_of"]}]; absent for originals
-    # Cells changed on the way, {"count", "first": [{"sheet", "cell"}]} (at most 5 named);
-    # absent for originals. Cut: texts over Excel's 32,767 characters. Characters removed:
-    # U+FFFE, U+FFFF and lone surrogates, which no spreadsheet can hold.
-    cells_cut: dict[str, Any] | None = None
-    cells_with_characters_removed: dict[str, Any] | None = None
-    dashboard_title: str | None = None  # the title again, for dashboards only (first release)
-    dashboard_url: str | None = None
-    event: str = EVENT
-    version: int = MESSAGE_VERSION
 
-    def body(self) -> dict[str, Any]:
-        out = asdict(self)
-        for name in ("sheets", "cells_cut", "cells_with_characters_removed"):
-            if out[name] is None:
-                del out[name]
-        return out
+def message(export: Export) -> dict[str, Any]:
+    """What downstream consumers read (README "The Pub/Sub message"): where the object is, what
+    it holds, where it came from."""
+    stored, found = export.stored, origin(export.order)
+    body: dict[str, Any] = {
+        "version": MESSAGE_VERSION,
+        "event": EVENT,
+        "bucket": stored.bucket,
+        "name": stored.name,
+        # GCS's object generation, as a string: it exceeds JSON's safe integers.
+        "generation": str(stored.generation),
+        "gcs_uri": stored.gcs_uri,
+        "size": stored.size,
+        "content_type": stored.content_type,
+        "format": export.order.extension,
+        "key_sha256": stored.key_sha256,  # which customer key decrypts the object
+        **found,
+        "created_at": export.created_at.isoformat(timespec="seconds"),
+        # The title and URL again, for dashboards only, as the first release sent them.
+        "dashboard_title": found["title"] if export.order.is_dashboard else None,
+        "dashboard_url": found["url"] if export.order.is_dashboard else None,
+    }
+    if export.sheets is not None:  # absent for the original file
+        body["sheets"] = [_sheet(s) for s in export.sheets]
+        body["cells_cut"] = export.changes("cut")
+        body["cells_with_characters_removed"] = export.changes("dropped")
+    return body
 
-    def attributes(self) -> dict[str, str]:
-        """Pub/Sub attributes, for subscription filters."""
-        return {"bucket": self.bucket, "name": self.name, "event": self.event}
+
+def attributes(export: Export) -> dict[str, str]:
+    """Pub/Sub attributes, for subscription filters."""
+    return {"bucket": export.stored.bucket, "name": export.stored.name, "event": EVENT}
 
 
 @cache
@@ -102,10 +102,13 @@ def _transient(exc: Exception) -> bool:
     )
 
 
-def publish(topic: str, announcement: Announcement) -> str:
-    """Publish with retries and backoff on transient errors; the message id, or AnnounceError."""
-    data = json.dumps(announcement.body(), ensure_ascii=False, sort_keys=True).encode()
-    deadline = time.monotonic() + PUBLISH_DEADLINE
+def publish(topic: str, export: Export, seconds: float) -> str:
+    """Publish with retries and backoff on transient errors, all within `seconds` (at most
+    PUBLISH_DEADLINE, less when the export's budget has less left); the message id, or
+    AnnounceError."""
+    data = json.dumps(message(export), ensure_ascii=False, sort_keys=True).encode()
+    seconds = min(seconds, PUBLISH_DEADLINE)
+    deadline = time.monotonic() + seconds
     delay = FIRST_BACKOFF
     attempt = 0
     while True:
@@ -113,7 +116,7 @@ def publish(topic: str, announcement: Announcement) -> str:
         timeout = max(0.1, min(ATTEMPT_TIMEOUT, deadline - time.monotonic()))
         try:
             future = _publisher().publish(
-                topic, data, retry=None, timeout=timeout, **announcement.attributes()
+                topic, data, retry=None, timeout=timeout, **attributes(export)
             )
             return str(future.result(timeout=timeout))
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -130,7 +133,7 @@ def publish(topic: str, announcement: Announcement) -> str:
             if attempt >= ATTEMPTS or time.monotonic() + delay >= deadline:
                 raise AnnounceError(
                     f"Pub/Sub did not take the message in {attempt} attempts within "
-                    f"{PUBLISH_DEADLINE:.0f} s ({type(exc).__name__})"
+                    f"{shown(seconds)} s ({type(exc).__name__})"
                 ) from None
             time.sleep(delay)
             delay *= 2

@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 
 from shared.errors import ActionError, UpstreamError
+from shared.settings import Limits
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -35,10 +36,20 @@ class DownloadRefused(ActionError):
 class DownloadPolicy:
     allowed_hosts: tuple[str, ...]  # "host", "host:port" or "*.domain[:port]"
     allow_http: bool
-    max_bytes: int
-    connect_timeout: float
-    read_timeout: float
-    total_timeout: float
+    limits: Limits  # MAX_DOWNLOAD_BYTES and the connect and read timeouts
+    seconds: float  # the whole download: DOWNLOAD_TIMEOUT_SECONDS, cut to the export's budget
+
+    @property
+    def max_bytes(self) -> int:
+        return self.limits.max_download_bytes
+
+    @property
+    def connect_timeout(self) -> float:
+        return min(self.limits.download_connect_timeout, self.seconds)
+
+    @property
+    def read_timeout(self) -> float:
+        return min(self.limits.download_read_timeout, self.seconds)
 
 
 @dataclass(frozen=True)
@@ -114,10 +125,7 @@ def vet(url: str, policy: DownloadPolicy) -> Target:
 
 def _pool(target: Target, policy: DownloadPolicy) -> urllib3.HTTPConnectionPool:
     # No single wait may outlast the whole download's deadline.
-    timeout = urllib3.Timeout(
-        connect=min(policy.connect_timeout, policy.total_timeout),
-        read=min(policy.read_timeout, policy.total_timeout),
-    )
+    timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
     if target.scheme == "https":
         # Connect to the vetted address while TLS still checks the certificate for the host name.
         return urllib3.HTTPSConnectionPool(
@@ -155,8 +163,7 @@ def _open(
             )
         except urllib3.exceptions.ReadTimeoutError:
             raise UpstreamError(
-                f"The download host {target.host} did not answer within "
-                f"{min(policy.read_timeout, policy.total_timeout):.0f} s"
+                f"The download host {target.host} did not answer within {policy.read_timeout:.0f} s"
             ) from None
         except urllib3.exceptions.HTTPError as exc:
             raise UpstreamError(
@@ -175,7 +182,7 @@ def _open(
 def _check_answer(
     response: urllib3.BaseHTTPResponse, target: Target, policy: DownloadPolicy
 ) -> int | None:
-    """Refuse an answer that is not the zip, before reading its body; its declared length."""
+    """Refuse an answer that is not the file, before reading its body; its declared length."""
     if response.status != 200:
         hint = (
             "Looker had a server error; send the dashboard again"
@@ -186,7 +193,7 @@ def _check_answer(
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding != "identity":
         raise UpstreamError(
-            f"The download host {target.host} sent the zip {encoding}-encoded, though asked not to"
+            f"The download host {target.host} sent the file {encoding}-encoded, though asked not to"
         )
     declared = response.headers.get("Content-Length", "")
     length = int(declared) if declared.strip().isdigit() else None
@@ -202,7 +209,7 @@ def stream(url: str, policy: DownloadPolicy, *, accept: str = "*/*") -> Iterator
 
 
 def _chunks(first: Target, policy: DownloadPolicy, accept: str) -> Iterator[bytes]:
-    deadline = time.monotonic() + policy.total_timeout
+    deadline = time.monotonic() + policy.seconds
     response, target = _open(first, policy, accept)
     # A slow sender (a byte every few seconds) never trips the read timeout: at the deadline
     # the socket is shut, which ends any read in progress.
@@ -243,9 +250,7 @@ def _too_large(policy: DownloadPolicy) -> ActionError:
 
 
 def _overtime(policy: DownloadPolicy) -> UpstreamError:
-    return UpstreamError(
-        f"The download took longer than {policy.total_timeout:.0f} s and was stopped"
-    )
+    return UpstreamError(f"The download took longer than {policy.seconds:.0f} s and was stopped")
 
 
 def _shut(response: urllib3.BaseHTTPResponse) -> None:

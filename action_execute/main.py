@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,14 +13,19 @@ from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
 
 import export
+from budget import Budget
+from order import order_from
 
 LOADED = settings.load(ExecuteSettings.read)
 http.log_start("action_execute", LOADED)
 
 
 def handle(body: bytes, headers: Mapping[str, str], config: ExecuteSettings) -> tuple[Any, int]:
-    request = ActionRequest.parse(body, headers)
-    response = export.run(request, config)
+    started = time.monotonic()
+    order = order_from(ActionRequest.parse(body, headers), config)
+    emails = config.smtp is not None and order.email is not None
+    budget = Budget(config.function_timeout, started, email=emails)
+    response = export.run(order, config, budget)
     return response.body(), response.status
 
 

@@ -7,32 +7,28 @@ an exception (the export itself succeeded).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from shared import logs
 from shared.settings import SmtpSettings
 
-TIMEOUT_SECONDS = 20.0  # per SMTP exchange; the function's own deadline bounds the whole
+from budget import shown
+from record import Export
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+TIMEOUT_SECONDS = 20.0  # for all the SMTP exchanges together; the export's budget may give less
 MAX_TITLE = 120
 MAX_REASON = 300
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-@dataclass(frozen=True)
-class Notice:
-    to: str
-    gcs_uri: str
-    sheets: Sequence[tuple[str, int]] | None  # (worksheet name, data rows); None: the original
-    dashboard_title: str | None = None  # the dashboard's or Look's
-    dashboard_url: str | None = None
-    noun: str = "dashboard"  # "dashboard" or "Look"
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -45,26 +41,26 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def compose(notice: Notice, sender: str) -> EmailMessage:
-    title = _one_line(notice.dashboard_title or "", MAX_TITLE)
-    what = "Workbook" if notice.sheets is not None else "File (as Looker sent it)"
+def compose(export: Export, sender: str) -> EmailMessage:
+    """The notice for `export`, to the address the user gave in the form."""
+    order, sheets, noun = export.order, export.sheets, export.noun
+    title = _one_line(order.title or "", MAX_TITLE)
+    what = "Workbook" if sheets is not None else "File (as Looker sent it)"
     lines = [
-        f'The Looker {notice.noun} "{title}" was exported.'
-        if title
-        else "A Looker export is ready.",
+        f'The Looker {noun} "{title}" was exported.' if title else "A Looker export is ready.",
         "",
         f"{what} in Cloud Storage:",
-        f"  {notice.gcs_uri}",
+        f"  {export.stored.gcs_uri}",
     ]
-    if notice.sheets is not None:
-        total = sum(rows for _, rows in notice.sheets)
+    if sheets is not None:
+        total = sum(s.rows for s in sheets)
         lines += [
             "",
-            f"{_plural(len(notice.sheets), 'worksheet')}, {_plural(total, 'row')} in all:",
-            *(f"  - {_one_line(n, 100)}: {_plural(rows, 'row')}" for n, rows in notice.sheets),
+            f"{_plural(len(sheets), 'worksheet')}, {_plural(total, 'row')} in all:",
+            *(f"  - {_one_line(s.name, 100)}: {_plural(s.rows, 'row')}" for s in sheets),
         ]
-    if notice.dashboard_url:
-        lines += ["", f"{notice.noun.capitalize()}: {_one_line(notice.dashboard_url, 2000)}"]
+    if order.url:
+        lines += ["", f"{noun.capitalize()}: {_one_line(order.url, 2000)}"]
     lines += [
         "",
         "The file is not attached: it is stored encrypted with your organisation's key.",
@@ -73,7 +69,7 @@ def compose(notice: Notice, sender: str) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"Looker export ready: {title}" if title else "Looker export ready"
     message["From"] = sender
-    message["To"] = notice.to
+    message["To"] = order.email or ""
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("> ") or None)
     message.set_content("\n".join(lines))
@@ -84,9 +80,12 @@ def _text(answer: bytes | str) -> str:
     return answer.decode(errors="replace") if isinstance(answer, bytes) else answer
 
 
-def _reason(exc: Exception, server: SmtpSettings) -> str:
+def _reason(exc: Exception, server: SmtpSettings, seconds: float) -> str:
     """Why it failed, in words for the Looker message and the log (never the password)."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        # smtplib reports a reply that never came as a disconnection; the timeout is the cause.
+        reason = f"no answer from {server.host}:{server.port} within {shown(seconds)} s"
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = ", ".join(f"{code} {_text(text)}" for code, text in exc.recipients.values())
         reason = f"the server refused the address ({codes})"
     elif isinstance(exc, smtplib.SMTPResponseException):
@@ -95,8 +94,6 @@ def _reason(exc: Exception, server: SmtpSettings) -> str:
         reason = f"the server's certificate is not trusted ({exc.verify_message})"
     elif isinstance(exc, smtplib.SMTPException):
         reason = str(exc) or type(exc).__name__
-    elif isinstance(exc, TimeoutError):
-        reason = f"no answer from {server.host}:{server.port} within {TIMEOUT_SECONDS:g} s"
     elif isinstance(exc, OSError):
         detail = exc.strerror or str(exc) or type(exc).__name__
         reason = f"could not reach {server.host}:{server.port} ({detail})"
@@ -108,8 +105,36 @@ def _reason(exc: Exception, server: SmtpSettings) -> str:
     return reason
 
 
-def _deliver(message: EmailMessage, server: SmtpSettings) -> None:
-    with smtplib.SMTP(server.host, server.port, timeout=TIMEOUT_SECONDS) as client:
+class _Within(smtplib.SMTP):
+    """An SMTP client whose every exchange waits only for what is left of `seconds` in all."""
+
+    def __init__(self, server: SmtpSettings, seconds: float):
+        self._ends = time.monotonic() + seconds
+        super().__init__(server.host, server.port, timeout=seconds)
+
+    def _left(self) -> float:
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the e-mail's share of the time ran out")
+        return left
+
+    def _wait_no_longer(self) -> None:
+        if self.sock is not None:
+            left = self._left()
+            with contextlib.suppress(OSError):  # a socket already closed fails as it always did
+                self.sock.settimeout(left)
+
+    def putcmd(self, cmd: str, args: str = "") -> None:
+        self._wait_no_longer()
+        super().putcmd(cmd, args)
+
+    def send(self, s: ReadableBuffer | str) -> None:
+        self._wait_no_longer()
+        super().send(s)
+
+
+def _deliver(message: EmailMessage, server: SmtpSettings, seconds: float) -> None:
+    with _Within(server, seconds) as client:
         if server.starttls:
             # Verified against the system CAs, or SMTP_CA_FILE for a private relay.
             client.starttls(context=ssl.create_default_context(cafile=server.ca_file))
@@ -118,17 +143,19 @@ def _deliver(message: EmailMessage, server: SmtpSettings) -> None:
         client.send_message(message)
 
 
-def send(notice: Notice, server: SmtpSettings) -> str | None:
-    """Send the notice: None when the server took it, else the reason (already logged)."""
+def send(export: Export, server: SmtpSettings, seconds: float = TIMEOUT_SECONDS) -> str | None:
+    """Send the notice, every exchange within `seconds` in all: None when the server took it,
+    else the reason (already logged)."""
     started = time.monotonic()
+    to = export.order.email
     try:
-        _deliver(compose(notice, server.sender), server)
+        _deliver(compose(export, server.sender), server, min(seconds, TIMEOUT_SECONDS))
     except Exception as exc:  # noqa: BLE001 - any failure is reported, none fails the export
-        reason = _reason(exc, server)
+        reason = _reason(exc, server, min(seconds, TIMEOUT_SECONDS))
         logs.warning(
             f"e-mail notice failed: {reason}",
             stage="email",
-            to=notice.to,
+            to=to,
             smtp_host=f"{server.host}:{server.port}",
             error=type(exc).__name__,
             seconds=round(time.monotonic() - started, 3),
@@ -137,7 +164,7 @@ def send(notice: Notice, server: SmtpSettings) -> str | None:
     logs.info(
         "e-mail notice sent",
         stage="email",
-        to=notice.to,
+        to=to,
         smtp_host=f"{server.host}:{server.port}",
         seconds=round(time.monotonic() - started, 3),
     )

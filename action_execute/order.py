@@ -11,6 +11,8 @@ from shared.integration import OUTPUTS, OVERWRITES, Content, content_for
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
 
+from source import Source, source_of
+
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
 MAX_SUBJECT = 100
 MAX_FILENAME = 200
@@ -18,7 +20,7 @@ MAX_FILENAME = 200
 
 @dataclass(frozen=True)
 class ExportOrder:
-    content: Content  # what Looker sent: a dashboard's csv_zip, or a Look's (Explore's) CSV
+    source: Source  # what Looker sent (a dashboard's csv_zip, a Look's CSV), pushed or by URL
     bucket: str
     subject_name: str
     email: str | None
@@ -30,6 +32,10 @@ class ExportOrder:
     original: bool = False  # output=original: store the bytes as Looker sent them
     filename: str | None = None  # replaces the title in the object name
     overwrite: bool = False
+
+    @property
+    def content(self) -> Content:
+        return self.source.content
 
     @property
     def is_dashboard(self) -> bool:
@@ -108,7 +114,8 @@ def _overwrite(value: str, allowed: bool) -> str | None:
 
 
 def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
-    """Check the request; every wrong field is reported at once, keyed by its name."""
+    """Check the request; every wrong field is reported at once, keyed by its name. The request
+    goes no further than here: the order carries all that the export needs of it."""
     content = content_for(request)
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
     params = {k: v.strip() for k, v in request.form_params.items()}
@@ -129,7 +136,7 @@ def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
         raise FormError(errors)
     plan = request.scheduled_plan
     return ExportOrder(
-        content=content,
+        source=source_of(request, content),
         bucket=bucket,
         subject_name=subject,
         email=email or None,

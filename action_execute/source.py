@@ -1,7 +1,7 @@
 """Where the data comes from: pushed inline, or from a one-time download URL.
 
-A dashboard's csv_zip or a Look's CSV, the result is the same: the file's bytes in chunks. Nothing
-here knows what the file holds.
+A dashboard's csv_zip or a Look's CSV, the result is the same: a `Source`, whose chunks are the
+file's bytes. Nothing here knows what the file holds.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from shared import logs
 from shared.errors import ActionError
@@ -50,12 +51,32 @@ def _encode(text: str) -> Iterator[bytes]:
         yield text[start : start + _SLICE].encode("utf-8", errors="surrogatepass")
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where the file's bytes are, whichever delivery Looker used; the order carries it, as the
+    reference hub's ActionRequest carries `stream()`."""
+
+    content: Content
+    attachment: Attachment | None = None  # pushed inline
+    download_url: str | None = None  # a one-time URL: a credential, never logged
+
+    @property
+    def replayable(self) -> bool:
+        """Pushed data can be read again; a download URL works once."""
+        return self.attachment is not None
+
+    def chunks(self, policy: DownloadPolicy) -> Iterator[bytes]:
+        """The file's bytes. A forbidden download URL is refused now, before any other work; the
+        data itself is read as the chunks are."""
+        if self.attachment is not None:
+            return _pushed(self.attachment, self.content)
+        assert self.download_url is not None
+        logs.info("source: download URL", stage="source")
+        accept = "application/zip" if self.content.format == "csv_zip" else "text/csv"
+        return download.stream(self.download_url, policy, accept=accept)
+
+
 def _pushed(attachment: Attachment, content: Content) -> Iterator[bytes]:
-    if attachment.media_type not in _MIMETYPES[content.format]:
-        raise SourceError(
-            f"Expected a {content.format} attachment for a {content.noun}, "
-            f"got {attachment.mimetype!r}"
-        )
     # A zip is binary: base64 whatever the mimetype says. A CSV is text unless marked ;base64.
     encoded = attachment.is_base64 or content.format == "csv_zip"
     logs.info(
@@ -67,17 +88,21 @@ def _pushed(attachment: Attachment, content: Content) -> Iterator[bytes]:
     return _decode(attachment.data) if encoded else _encode(attachment.data)
 
 
-def chunks(request: ActionRequest, content: Content, policy: DownloadPolicy) -> Iterator[bytes]:
-    """The file's bytes, from whichever delivery Looker used. A forbidden download URL is
-    refused now, before any other work; the data itself is read as the chunks are."""
-    if request.attachment is not None:
-        return _pushed(request.attachment, content)
+def source_of(request: ActionRequest, content: Content) -> Source:
+    """Where this request's data is; a request that carries none, or the wrong kind of
+    attachment, is refused here."""
+    attachment = request.attachment
+    if attachment is not None:
+        if attachment.media_type not in _MIMETYPES[content.format]:
+            raise SourceError(
+                f"Expected a {content.format} attachment for a {content.noun}, "
+                f"got {attachment.mimetype!r}"
+            )
+        return Source(content, attachment=attachment)
     plan = request.scheduled_plan
     if plan is not None and plan.download_url:
         logs.redact(plan.download_url)
-        logs.info("source: download URL", stage="source")
-        accept = "application/zip" if content.format == "csv_zip" else "text/csv"
-        return download.stream(plan.download_url, policy, accept=accept)
+        return Source(content, download_url=plan.download_url)
     raise SourceError(
         f"The request carries no data for the {content.noun}: neither an attachment nor a "
         f"download_url (send it as {content.format})"

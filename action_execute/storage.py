@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_NAME_TRIES = 20
+REQUEST_TIMEOUT = 120.0  # seconds, for one request to GCS when the export's budget has more
+CANCEL_TIMEOUT = 10.0
+SHORTEST = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def key_sha256(key: bytes) -> str:
 
 
 def _explain(exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE) -> ActionError:
+    import requests
     from google.api_core import exceptions as api
     from google.resumable_media import InvalidResponse
 
@@ -84,6 +89,12 @@ def _explain(exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE) -> Ac
             f"The function's service account may not {action} bucket '{bucket}': grant it "
             f"{role} on that bucket",
             field="bucket",
+        )
+    if isinstance(exc, api.RetryError | requests.Timeout | TimeoutError):
+        return StorageError(
+            f"Cloud Storage did not confirm the upload in time ({type(exc).__name__}): it was "
+            "cancelled and nothing was stored or announced",
+            status=504,
         )
     if isinstance(exc, api.PreconditionFailed):
         return NameTaken(
@@ -132,20 +143,24 @@ class Destination:
         *,
         content_type: str = XLSX,
         replace: bool = False,
+        finish_by: float | None = None,
+        cancel_by: float | None = None,
     ) -> Iterator[IO[bytes]]:
         """A write-only stream to the object. On an exception inside, the upload is cancelled.
 
         `replace`: an existing object of that name is replaced when the upload completes;
-        otherwise the upload is refused if the name was taken meanwhile (NameTaken)."""
+        otherwise the upload is refused if the name was taken meanwhile (NameTaken).
+        `finish_by`, `cancel_by` (time.monotonic()): every request of the upload, retries
+        included, ends by the first, and a cancellation by the second."""
         doing = _REPLACE if replace else _WRITE
         blob = self._blob(name)
         blob.metadata = dict(metadata)
-        stream = blob.open(
-            "wb",
+        stream = _bounded_writer(
+            blob,
+            _Clock(finish_by, cancel_by),
             content_type=content_type,
             if_generation_match=None if replace else 0,
             ignore_flush=True,
-            timeout=120,
         )
         try:
             yield stream
@@ -164,10 +179,14 @@ class Destination:
             _cancel(stream)
             raise _explain(exc, self.bucket, doing) from None
 
-    def stored(self, name: str) -> StoredObject:
+    def stored(self, name: str, by: float | None = None) -> StoredObject:
+        """The object as GCS has it now, read within `by` (time.monotonic())."""
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
         blob = self._blob(name)
+        left = _Clock(by, None).left()
         try:
-            blob.reload()
+            blob.reload(timeout=left, retry=DEFAULT_RETRY.with_timeout(left))
         except Exception as exc:  # noqa: BLE001
             raise _explain(exc, self.bucket, _READ) from None
         return StoredObject(
@@ -178,6 +197,52 @@ class Destination:
             content_type=blob.content_type or "",
             key_sha256=key_sha256(self._key),
         )
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """How long the upload's requests may still take."""
+
+    finish_by: float | None
+    cancel_by: float | None
+
+    def left(self) -> float:
+        if self.finish_by is None:
+            return REQUEST_TIMEOUT
+        return max(SHORTEST, min(REQUEST_TIMEOUT, self.finish_by - time.monotonic()))
+
+    def cancel_left(self) -> float:
+        if self.cancel_by is None:
+            return CANCEL_TIMEOUT
+        return max(SHORTEST, min(CANCEL_TIMEOUT, self.cancel_by - time.monotonic()))
+
+
+def _bounded_writer(blob: gcs.Blob, clock: _Clock, **kwargs: Any) -> IO[bytes]:
+    """The storage library's resumable writer, each of whose requests, and their retries, is
+    given only the time the clock has left (the library fixes both when the upload opens)."""
+    from google.cloud.storage.fileio import BlobWriter
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    class Bounded(BlobWriter):  # type: ignore[misc]
+        def _upload_chunks_from_buffer(self, num_chunks: int) -> None:
+            self._upload_kwargs["timeout"] = clock.left()
+            super()._upload_chunks_from_buffer(num_chunks)
+
+        def terminate(self) -> None:
+            # The library's own DELETEs `upload_url`, the URL that starts uploads, which cancels
+            # nothing; the session is `resumable_url`. And with a timeout: a hung GCS must not
+            # hold the answer to Looker.
+            if self._upload_and_transport:
+                upload, transport = self._upload_and_transport
+                if upload.resumable_url:
+                    transport.delete(upload.resumable_url, timeout=clock.cancel_left())
+            self._buffer.close()
+
+    def retry(request: Any) -> Any:
+        return DEFAULT_RETRY.with_timeout(clock.left())(request)
+
+    writer: IO[bytes] = Bounded(blob, retry=retry, **kwargs)
+    return writer
 
 
 def _cancel(stream: Any) -> None:

@@ -12,10 +12,11 @@ import io
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any
 
 from shared.errors import ActionError
+from shared.settings import Limits
 
 # Excel cuts text at 32,767 characters anyway; this only bounds one field's memory.
 csv.field_size_limit(8 * 1024 * 1024)
@@ -23,13 +24,6 @@ csv.field_size_limit(8 * 1024 * 1024)
 
 class TileError(ActionError):
     status = 400
-
-
-@dataclass(frozen=True)
-class ZipLimits:
-    max_entries: int
-    max_uncompressed_bytes: int
-    max_compression_ratio: int
 
 
 class _Counter:
@@ -92,7 +86,7 @@ def _readable(name: str) -> str:
 
 
 class _Guard:
-    def __init__(self, limits: ZipLimits, compressed: _Counter):
+    def __init__(self, limits: Limits, compressed: _Counter):
         self.limits = limits
         self.compressed = compressed
         self.uncompressed = 0
@@ -124,15 +118,22 @@ def _unzip() -> Any:
     return stream_unzip
 
 
-def _unzip_errors_explained(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """A member's bytes; the unzip library's errors surface here, as the consumer reads."""
+@contextmanager
+def _zip_errors() -> Iterator[None]:
+    """The unzip library's errors, as ours: the one place they are translated. They surface both
+    where the next entry is read and where a member's bytes are (as the consumer reads them)."""
     stream_unzip = _unzip()
     try:
-        yield from chunks
+        yield
     except stream_unzip.MissingPasswordError:
         raise TileError("The zip is encrypted; Looker's csv_zip never is") from None
     except stream_unzip.UnzipError as exc:
         raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
+
+
+def _explained(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    with _zip_errors():
+        yield from chunks
 
 
 def _rows(name: str, chunks: Iterator[bytes], label: str = "Tile") -> Iterator[list[str]]:
@@ -148,7 +149,7 @@ def _rows(name: str, chunks: Iterator[bytes], label: str = "Tile") -> Iterator[l
 
 
 def read_tiles(
-    zip_bytes: Iterable[bytes], limits: ZipLimits
+    zip_bytes: Iterable[bytes], limits: Limits
 ) -> Iterator[tuple[str, Iterator[list[str]]]]:
     """Yield (tile name, rows) per CSV entry. Consume each tile's rows before asking for the next."""
     stream_unzip = _unzip()
@@ -156,14 +157,14 @@ def read_tiles(
     guard = _Guard(limits, compressed)
     found = 0
     entries = 0
-    try:
+    with _zip_errors():
         for raw_name, _size, chunks in stream_unzip.stream_unzip(compressed):
             entries += 1
-            if entries > limits.max_entries:
+            if entries > limits.max_zip_entries:
                 raise TileError(
-                    f"The zip has more than {limits.max_entries} entries (MAX_ZIP_ENTRIES)"
+                    f"The zip has more than {limits.max_zip_entries} entries (MAX_ZIP_ENTRIES)"
                 )
-            counted = guard.count(_unzip_errors_explained(chunks))
+            counted = guard.count(_explained(chunks))
             name = tile_name(raw_name.decode("utf-8", errors="replace"))
             if name is None:
                 for _ in counted:  # the unzip stream must be read through to reach the next entry
@@ -174,10 +175,6 @@ def read_tiles(
             yield name, rows
             for _ in rows:  # drain whatever the consumer left
                 pass
-    except stream_unzip.MissingPasswordError:
-        raise TileError("The zip is encrypted; Looker's csv_zip never is") from None
-    except stream_unzip.UnzipError as exc:
-        raise TileError(f"The attachment is not a readable zip ({type(exc).__name__})") from None
     if found == 0:
         raise TileError("The zip holds no CSV file: is the dashboard sent as 'CSV zip file'?")
 

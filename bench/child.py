@@ -85,11 +85,9 @@ class DeflatingSink(NullSink):
 
 
 def _limits() -> Any:
-    import tiles
+    from shared.settings import Limits
 
-    return tiles.ZipLimits(
-        max_entries=1000, max_uncompressed_bytes=1 << 40, max_compression_ratio=250
-    )
+    return Limits(max_zip_entries=1000, max_uncompressed_bytes=1 << 40)
 
 
 def ours(path: Path, level: int, out: Path | None) -> dict[str, Any]:

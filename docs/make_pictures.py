@@ -76,12 +76,12 @@ def sample_zip() -> bytes:
 def write_sample_workbook(path: Path) -> list[str]:
     """The sample dashboard through the export's own steps (tiles.py -> workbook).
     Returns the sheet names."""
+    from shared.settings import Limits
+
     import tiles
     import workbook
 
-    limits = tiles.ZipLimits(
-        max_uncompressed_bytes=1 << 30, max_entries=100, max_compression_ratio=250
-    )
+    limits = Limits(max_uncompressed_bytes=1 << 30, max_zip_entries=100)
     with path.open("wb") as sink:
         sheets = workbook.write_workbook(tiles.read_tiles([sample_zip()], limits), sink)
     return [s.name for s in sheets]

@@ -37,6 +37,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,11 +118,12 @@ class ProxyRecord:
 
 @dataclass
 class _Fault:
-    status: int
+    status: int | None  # None: forwarded as usual after the stall
     remaining: int
     match: Callable[[ProxyRecord], bool] | None
     message: str
     headers: dict[str, str]
+    stall: float = 0.0  # seconds the request is held before it is answered or forwarded
 
 
 @dataclass
@@ -321,6 +323,8 @@ class CsekProxy(ThreadedServer):
         self._records: list[ProxyRecord] = []
         self._objects: dict[tuple[str, str], str | None] = {}
         self._sessions: dict[str, _Session] = {}
+        # Cancelled resumable sessions: GCS refuses their later chunks; fake-gcs-server would not.
+        self._cancelled: set[str] = set()
         self._faults: list[_Fault] = []
 
     # -- lifecycle (start, stop, url and `with` from ThreadedServer)
@@ -377,6 +381,14 @@ class CsekProxy(ThreadedServer):
                     dict(headers or {}),
                 )
             )
+
+    def stall_next(
+        self, seconds: float, count: int = 1, match: Callable[[ProxyRecord], bool] | None = None
+    ) -> None:
+        """Hold the next `count` matching requests for `seconds`, then forward them as usual:
+        a GCS that is slow to answer (the client may give up and cancel meanwhile)."""
+        with self._lock:
+            self._faults.append(_Fault(None, count, match, "stalled", {}, stall=seconds))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -680,7 +692,9 @@ class _Handler(BaseHTTPRequestHandler):
         conn: http.client.HTTPConnection | None = None
         try:
             fault = proxy._take_fault(record)
-            if fault is not None:
+            if fault is not None and fault.stall:
+                time.sleep(fault.stall)
+            if fault is not None and fault.status is not None:
                 self._drain(record)
                 record.status, record.outcome, record.reason = fault.status, "injected", "injected"
                 self._send_local(
@@ -828,10 +842,13 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "resumable-cancel":
             with proxy._lock:
                 proxy._sessions.pop(upload_id, None)
+                proxy._cancelled.add(upload_id)
             conn, resp = self._forward(record)
             record.outcome = "forwarded"
             self._relay_buffered(record, resp, resp.read())
             return conn
+        if session is None and upload_id in proxy._cancelled:
+            raise _Rejection(499, "clientClosedRequest", "The upload session was cancelled.")
         if session is None:
             conn, resp = self._forward(record)  # not ours: let upstream say 404
             record.outcome = "forwarded"

@@ -20,6 +20,7 @@ import openpyxl
 import pytest
 import python_calamine
 
+from shared.settings import Limits
 from tests.support import looker_exports as looker
 from tests.support.handlers import payload
 from tests.support.looker_exports import VARIANTS, Variant
@@ -29,9 +30,7 @@ from tests.support.world import Deployment, execute, only_object
 import tiles as tiles_module
 import workbook
 
-LIMITS: Final = tiles_module.ZipLimits(
-    max_entries=100, max_uncompressed_bytes=1 << 26, max_compression_ratio=250
-)
+LIMITS: Final = Limits(max_zip_entries=100, max_uncompressed_bytes=1 << 26)
 _ROUNDED = re.compile(r"[0-9](?:\.(?P<decimals>[0-9]+))?(?P<scale>[%KM])?\)?$")
 _SCALE: Final = {"%": 0.01, "K": 1e3, "M": 1e6, None: 1.0}
 

@@ -363,14 +363,15 @@ class TestSoftDeadline:
     def test_a_slow_download_past_the_deadline_fails_clearly_and_stores_nothing(
         self, world: Deployment, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "2")  # the soft deadline: 1.8 s
+        # The data stream's share of the budget: 2 s less 0.2 s each to answer, finalise, publish.
+        monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "2")
         data = big_zip(20_000, then_bad=False)
         url = world.downloads.add(data, drip_interval=0.05, drip_chunk=4096)  # about 6 s
         started = time.monotonic()
         status, result = execute(url_body(world, url))
         assert time.monotonic() - started < 4
         assert status == 504 and result["success"] is False
-        assert result["message"].startswith("The export was stopped after 2 s, below the ")
+        assert result["message"].startswith("The export was stopped after 1.4 s, below the ")
         assert "bytes of the dashboard had been read, and nothing was stored" in result["message"]
         assert "--gen2" in result["message"]
         assert world.objects() == []

@@ -13,19 +13,19 @@ import pytest
 from shared.errors import ActionError
 from shared.integration import CONTENT
 from shared.looker import ActionRequest, Attachment, ScheduledPlan
+from shared.settings import Limits
 
 import download
 import source
 import tiles
 from download import DownloadPolicy, DownloadRefused
 
-LIMITS = tiles.ZipLimits(
-    max_entries=50, max_uncompressed_bytes=50_000_000, max_compression_ratio=250
-)
+LIMITS = Limits(max_zip_entries=50, max_uncompressed_bytes=50_000_000, max_compression_ratio=250)
 
 
 def policy(*hosts: str, allow_http: bool = False) -> DownloadPolicy:
-    return DownloadPolicy(hosts, allow_http, 10**9, 2.0, 2.0, 10.0)
+    limits = Limits(max_download_bytes=10**9, download_connect_timeout=2, download_read_timeout=2)
+    return DownloadPolicy(hosts, allow_http, limits, seconds=10.0)
 
 
 def make_zip(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -36,7 +36,7 @@ def make_zip(entries: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLAT
     return buffer.getvalue()
 
 
-def read(data: bytes, limits: tiles.ZipLimits = LIMITS) -> list[tuple[str, list[list[str]]]]:
+def read(data: bytes, limits: Limits = LIMITS) -> list[tuple[str, list[list[str]]]]:
     chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
     return [(name, list(rows)) for name, rows in tiles.read_tiles(chunks, limits)]
 
@@ -87,7 +87,9 @@ class TestTiles:
             read(make_zip(entries))
 
     def test_total_uncompressed_cap(self) -> None:
-        limits = tiles.ZipLimits(50, 100_000, 100_000)
+        limits = Limits(
+            max_zip_entries=50, max_uncompressed_bytes=100_000, max_compression_ratio=100_000
+        )
         with pytest.raises(tiles.TileError, match="MAX_UNCOMPRESSED_BYTES"):
             read(make_zip({"big.csv": b"abc,def\n" * 50_000}), limits)
 
@@ -108,23 +110,23 @@ class TestSource:
             type="dashboard",
             attachment=Attachment("application/zip;base64", "zip", base64.b64encode(data).decode()),
         )
-        chunks = list(source.chunks(request, DASHBOARD, policy()))
+        chunks = list(source.source_of(request, DASHBOARD).chunks(policy()))
         assert len(chunks) > 1 and b"".join(chunks) == data
 
     def test_bad_base64(self) -> None:
         request = ActionRequest(attachment=Attachment("application/zip;base64", "zip", "@@@@"))
         with pytest.raises(source.SourceError, match="not valid base64"):
-            list(source.chunks(request, DASHBOARD, policy()))
+            list(source.source_of(request, DASHBOARD).chunks(policy()))
 
     def test_wrong_mimetype(self) -> None:
         request = ActionRequest(attachment=Attachment("text/csv;base64", "csv", "YQ=="))
         with pytest.raises(source.SourceError, match="Expected a csv_zip"):
-            source.chunks(request, DASHBOARD, policy())
+            source.source_of(request, DASHBOARD)
 
     def test_neither_attachment_nor_url(self) -> None:
         with pytest.raises(source.SourceError, match="neither an attachment nor a download_url"):
-            source.chunks(
-                ActionRequest(type="dashboard", scheduled_plan=ScheduledPlan()), DASHBOARD, policy()
+            source.source_of(
+                ActionRequest(type="dashboard", scheduled_plan=ScheduledPlan()), DASHBOARD
             )
 
 

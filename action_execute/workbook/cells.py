@@ -285,7 +285,7 @@ def typed_value(text: str) -> tuple[str, str] | None:
 
 
 def total_row_xml(
-    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, book: Styles
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, styles: Styles
 ) -> str:
     """A totals row: like a data row, every cell bold (numbers keep their formats)."""
     parts: list[str] = []
@@ -293,21 +293,21 @@ def total_row_xml(
         found = typed_value(text) if text and typing else None
         if found is not None:
             value, code = found
-            parts.append(f'<c r="{col}{r}" s="{book.index(code, bold=True)}"><v>{value}</v></c>')
+            parts.append(f'<c r="{col}{r}" s="{styles.index(code, bold=True)}"><v>{value}</v></c>')
         elif text:
             parts.append(text_cell(col + r, _BOLD, text, notes))
     return f'<row r="{r}">{"".join(parts)}</row>' if parts else ""
 
 
 def row_xml(
-    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, book: Styles
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, styles: Styles
 ) -> str:
     """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
 
     Plain text (the common case) is written here without a call per cell; everything that may
     be typed goes through `classify` and then `formats.read` (in the columns `typed` marks: not
     in a column of codes), and text that needs more care through `text_cell`. `cols` and
-    `typed` cover the row; `book` gives formatted numbers their styles.
+    `typed` cover the row; `styles` gives formatted numbers their styles.
     """
     parts: list[str] = []
     append = parts.append
@@ -338,7 +338,7 @@ def row_xml(
             if kind == NUMBER:
                 if value[-1] == "0" and "." in value:  # `4.50`: General would show `4.5`
                     value, code = zeros_kept(value)
-                    append(f'<c r="{col}{r}" s="{book.index(code)}"><v>{value}</v></c>')
+                    append(f'<c r="{col}{r}" s="{styles.index(code)}"><v>{value}</v></c>')
                 else:
                     append(f'<c r="{col}{r}"><v>{value}</v></c>')
                 continue
@@ -350,7 +350,7 @@ def row_xml(
                 continue
             found = read_formatted(text)
             if found is not None:
-                append(f'<c r="{col}{r}" s="{book.index(found[1])}"><v>{found[0]}</v></c>')
+                append(f'<c r="{col}{r}" s="{styles.index(found[1])}"><v>{found[0]}</v></c>')
                 continue
         # (`_x` is looked for with `in`: an alternation in a pattern is several times slower.)
         if len(text) <= _PLAIN_MAX and (plain_row or ("_x" not in text and not illegal(text))):

@@ -1,0 +1,159 @@
+"""Looker always gets its JSON before FUNCTION_TIMEOUT_SECONDS: each step after storing (the
+upload's finalisation, the publish, the e-mail) has a share of one budget, and a step that runs
+out ends the way its failure always ends, saying what was stored and what was not.
+
+Each case runs at the edge of a short budget: the data arrives just inside the data stream's
+share, then the next step hangs (a Pub/Sub or SMTP server that never answers, GCS stalling the
+upload's last chunk).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.catalogue import Watch, call
+from tests.support.silent_server import SilentServer
+from tests.support.world import Deployment, assert_sample, push_body, sample_zip, url_body
+
+import announce
+from budget import Budget
+
+TIMEOUT = 8.0  # FUNCTION_TIMEOUT_SECONDS in these tests
+
+
+class TestTheTimeline:
+    """The budget's arithmetic, as README "Size and time" states it."""
+
+    def test_each_step_ends_where_the_later_steps_reserves_begin(self) -> None:
+        budget = Budget(540.0, started=0.0, email=True)
+        # 540 s: answer 30, finalise 30, publish 30, e-mail 20 (each 10% / 5%, capped).
+        assert [budget.ends(s) for s in ("stream", "finalise", "publish", "email")] == [
+            430.0,
+            460.0,
+            490.0,
+            510.0,
+        ]
+        assert budget.answer_by() == 510.0
+
+    def test_short_timeouts_share_by_proportion_and_no_mail_keeps_no_reserve(self) -> None:
+        budget = Budget(10.0, started=100.0, email=False)
+        assert budget.ends("stream") == pytest.approx(107.0)  # 10 - 1 - 1 - 1
+        assert budget.ends("publish") == budget.ends("email") == budget.answer_by() == 109.0
+
+    def test_time_left_is_the_steps_own_cap_cut_to_the_budget(self) -> None:
+        now = time.monotonic()
+        assert Budget(None, now).left("publish", 30.0) == 30.0  # a local run: no budget
+        assert Budget(540.0, now).left("publish", 30.0) == 30.0
+        left = Budget(10.0, now).left("publish", 30.0)
+        assert 8.5 < left <= 9.0
+        assert Budget(10.0, now - 60).left("publish", 30.0) == 0.05  # spent: fail at once
+
+
+@pytest.fixture
+def budget(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", f"{TIMEOUT:.0f}")
+    return TIMEOUT
+
+
+def dripped_until(world: Deployment, seconds: float) -> str:
+    """The sample dashboard by URL, its bytes spread over about `seconds`."""
+    data = sample_zip()
+    chunk = 32
+    interval = seconds / (len(data) / chunk)
+    return world.downloads.add(data, drip_interval=interval, drip_chunk=chunk)
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    with SilentServer() as server:
+        yield server
+
+
+def timed(watch: Watch, body: dict[str, Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    answer = call(watch, body)
+    return answer, time.monotonic() - started
+
+
+class TestPubSubThatNeverAnswers:
+    def test_the_object_is_named_before_the_timeout(
+        self,
+        world: Deployment,
+        watch: Watch,
+        budget: float,
+        silent: SilentServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", silent.address)
+        announce._publisher.cache_clear()  # a new instance, with the silent address
+        # The data stream's share ends at 8 - 3 x 0.8 = 5.6 s: the data ends just inside it.
+        answer, took = timed(watch, url_body(world, dripped_until(world, 4.5)))
+        assert took < budget, took
+        assert answer.status == 502
+        (name,) = world.objects()
+        message = answer.looker["message"]
+        assert message.startswith(
+            f"Saved gs://{world.bucket}/{name} (3 sheets, 5 rows), but the Pub/Sub announcement "
+            "failed: Pub/Sub did not take the message in "
+        )
+        assert silent.connections >= 1
+        assert answer.line(message)["cut"] == "publish"  # the log names the step that was cut
+        assert_sample(world.workbook(name))  # stored, whole
+
+
+class TestSmtpThatNeverGreets:
+    def test_the_export_succeeds_and_says_the_mail_was_not_sent(
+        self,
+        world: Deployment,
+        watch: Watch,
+        budget: float,
+        silent: SilentServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        for name, value in {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(silent.port),
+            "SMTP_FROM": "exports@acme.com",
+            "SMTP_STARTTLS": "0",
+        }.items():
+            monkeypatch.setenv(name, value)
+        # With an e-mail to send, the stream's share ends at 8 - 3 x 0.8 - 0.4 = 5.2 s.
+        answer, took = timed(watch, url_body(world, dripped_until(world, 4.0)))
+        assert took < budget, took
+        assert answer.status == 200 and answer.looker["success"] is True
+        (name,) = world.objects()
+        assert answer.looker["message"].startswith(
+            f"gs://{world.bucket}/{name} (3 sheets, 5 rows); the e-mail to ana@acme.com failed: "
+            f"no answer from 127.0.0.1:{silent.port} within "
+        )
+        assert silent.connections == 1
+        assert answer.line("the e-mail step ran out of its share of the time")["cut"] == "email"
+        ((message, _),) = world.messages()
+        assert message["name"] == name  # announced all the same
+
+
+class TestSlowStorageFinalisation:
+    def test_the_upload_is_cancelled_and_looker_told_before_the_timeout(
+        self, world: Deployment, watch: Watch, budget: float
+    ) -> None:
+        stall = budget + 1
+
+        def last_chunk(record: Any) -> bool:
+            size = (record.content_range or "").rpartition("/")[2]
+            return bool(record.kind == "resumable-chunk" and size.isdigit())
+
+        world.proxy.stall_next(stall, match=last_chunk)
+        answer, took = timed(watch, push_body(world))
+        assert took < budget, took
+        assert answer.status == 504
+        assert answer.looker["message"].startswith(
+            "Cloud Storage did not confirm the upload in time"
+        )
+        assert "nothing was stored or announced" in answer.looker["message"]
+        time.sleep(stall - took + 0.5)  # the stalled chunk reaches GCS after the cancellation
+        assert world.objects() == []
+        assert world.messages(timeout=1) == []
