@@ -18,9 +18,9 @@ stop the exports Looker already sends to /execute.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -36,12 +36,13 @@ for _path in (ROOT / "action_execute", ROOT):
 
 from shared import http, logs  # noqa: E402 - needs the paths above
 
+from budget import Budget  # noqa: E402 - action_execute's, on the path above
+
 ROUTES = {"/": "action_list", "/form": "action_form", "/execute": "action_execute"}
-# Execute answers like the reference hub's `jsonKeepAlive`: if the export is still running after
-# this many seconds, the answer starts (HTTP 200) and a newline is written every so often until
-# the JSON, so no proxy drops the idle connection. Looker reads leading whitespace as nothing.
-KEEPALIVE_SETTING = "EXECUTE_KEEPALIVE_SECONDS"
-DEFAULT_KEEPALIVE = 30.0
+OVERRAN = (
+    "The export did not finish within the service's time budget; the logs say which step it "
+    "was in. Nothing was announced: check the bucket before sending again."
+)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 EntryPoint = Callable[[flask.Request], flask.Response]
@@ -77,24 +78,15 @@ def _log_refused_routes(modules: dict[str, ModuleType]) -> None:
         logs.info("one service started", serving=serving, refusing=list(refused), stage="start")
 
 
-def _keepalive_seconds() -> float:
-    raw = os.environ.get(KEEPALIVE_SETTING, "").strip()
-    if raw.isdigit() and 1 <= int(raw) <= 300:
-        return float(raw)
-    if raw:
-        with logs.delivery("app", None):
-            logs.error(
-                f"configuration error: {KEEPALIVE_SETTING}: must be 1 to 300 seconds, got "
-                f"{raw[:20]!r}; using {DEFAULT_KEEPALIVE:.0f}",
-                setting=KEEPALIVE_SETTING,
-                stage="start",
-            )
-    return DEFAULT_KEEPALIVE
-
-
 def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Response:
     """`entry_point(request)` in a worker thread; its answer as it is when it comes within the
-    keep-alive interval, else HTTP 200 with a newline every interval, then its JSON."""
+    keep-alive interval (EXECUTE_KEEPALIVE_SECONDS), else HTTP 200 with a newline every interval,
+    then its JSON: the reference hub's `jsonKeepAlive`, so no proxy drops the idle connection
+    (Looker reads leading whitespace as nothing). The export keeps to its time budget; should it
+    not, the answer still comes before the timeout, saying so."""
+    settings = _MODULES["/execute"].LOADED.settings
+    interval = settings.keepalive_seconds
+    budget = Budget.start(settings.function_timeout)
     done = threading.Event()
     answer: list[flask.Response] = []
 
@@ -107,12 +99,21 @@ def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Respon
     def result() -> flask.Response:
         return answer[0] if answer else http.failure("Internal error", 500)
 
+    def wait(seconds: float) -> bool:
+        """Whether the answer came within `seconds`, or (sooner) the budget's last moment."""
+        last = budget.last_moment()
+        return done.wait(seconds if last is None else min(seconds, last - time.monotonic()))
+
     threading.Thread(target=work, name="execute", daemon=True).start()
-    if done.wait(KEEPALIVE):
+    if wait(interval):
         return result()
 
     def body() -> Iterator[bytes]:
-        while not done.wait(KEEPALIVE):
+        while not wait(interval):
+            if budget.overran():
+                logs.error("execute overran its time budget", stage="keepalive", status=504)
+                yield http.failure(OVERRAN, 504).get_data()
+                return
             yield b"\n"
         yield result().get_data()
 
@@ -121,7 +122,6 @@ def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Respon
     return flask.Response(body(), status=200, mimetype="application/json")
 
 
-KEEPALIVE = _keepalive_seconds()
 _MODULES = {path: _load_function(function) for path, function in ROUTES.items()}
 ENTRY_POINTS: dict[str, EntryPoint] = {
     path: getattr(module, ROUTES[path]) for path, module in _MODULES.items()

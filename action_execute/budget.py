@@ -85,6 +85,17 @@ class Budget:
         """When Looker must have its answer: the end of the last step."""
         return self.ends(STEPS[-1]) if self.timeout is not None else None
 
+    def last_moment(self) -> float | None:
+        """The latest an answer may start: halfway through the answer's share, a safety net
+        for a step that overran its own (the one service's keep-alive answers there)."""
+        if self.timeout is None:
+            return None
+        return self.started + self.timeout - _share(self.timeout, ANSWER) / 2
+
+    def overran(self) -> bool:
+        last = self.last_moment()
+        return last is not None and time.monotonic() >= last
+
     def passed(self, step: str) -> bool:
         ends = self.ends(step)
         return ends is not None and time.monotonic() >= ends

@@ -87,7 +87,7 @@ def _store(order: ExportOrder, config: ExecuteSettings, budget: Budget) -> Expor
         name = wanted
     else:
         with logs.stage("name", bucket=order.bucket):
-            name = destination.free_name(wanted)
+            name = destination.free_name(wanted, by=budget.ends("stream"))
     content_type = order.content.content_type if order.original else storage.XLSX
     stage = "original" if order.original else "workbook"
     finish_by = budget.ends("finalise")

@@ -123,12 +123,19 @@ class Destination:
             name, encryption_key=self._key, chunk_size=self._chunk_bytes
         )
 
-    def free_name(self, wanted: str) -> str:
-        """`wanted`, or `wanted-2`, `-3`... when taken (the upload still refuses to overwrite)."""
+    def free_name(self, wanted: str, by: float | None = None) -> str:
+        """`wanted`, or `wanted-2`, `-3`... when taken (the upload still refuses to overwrite);
+        every look-up ends by `by` (time.monotonic())."""
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        clock = _Clock(by, None)
         name = wanted
         for n in range(2, MAX_NAME_TRIES + 2):
             try:
-                if not self._blob(name).exists():
+                left = clock.left()
+                if not self._blob(name).exists(
+                    timeout=left, retry=DEFAULT_RETRY.with_timeout(left)
+                ):
                     return name
             except Exception as exc:  # noqa: BLE001 - mapped to a message naming the bucket
                 raise _explain(exc, self.bucket, _READ) from None

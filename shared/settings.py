@@ -285,8 +285,10 @@ class ExecuteSettings(CommonSettings):
     smtp: SmtpSettings | None = None  # None: no e-mail notice
     overwrite_name_template: str = DEFAULT_OVERWRITE_NAME_TEMPLATE
     user_buckets_attribute: str | None = None
-    function_timeout: float | None = None  # seconds; the soft deadline is set below it
+    function_timeout: float | None = None  # seconds; the export's time budget (budget.py)
     allow_overwrite: bool = False
+    # One service: after this long, /execute answers 200 and writes a newline each interval.
+    keepalive_seconds: float = 30.0
 
     @classmethod
     def read(cls, reader: Reader) -> ExecuteSettings:
@@ -332,6 +334,9 @@ class ExecuteSettings(CommonSettings):
             user_buckets_attribute=_user_buckets_attribute(reader),
             function_timeout=_function_timeout(reader),
             allow_overwrite=reader.flag("ALLOW_OVERWRITE"),
+            keepalive_seconds=float(
+                reader.integer("EXECUTE_KEEPALIVE_SECONDS", 30, minimum=1, maximum=300)
+            ),
             upload_chunk_bytes=chunk,
             xlsx_compression_level=reader.integer(
                 "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9

@@ -9,6 +9,7 @@ upload's last chunk).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +17,16 @@ from typing import Any
 import pytest
 
 from tests.support.catalogue import Watch, call
+from tests.support.handlers import looker_headers
 from tests.support.silent_server import SilentServer
-from tests.support.world import Deployment, assert_sample, push_body, sample_zip, url_body
+from tests.support.world import (
+    Deployment,
+    assert_sample,
+    push_body,
+    sample_zip,
+    single_app,
+    url_body,
+)
 
 import announce
 from budget import Budget
@@ -157,3 +166,33 @@ class TestSlowStorageFinalisation:
         time.sleep(stall - took + 0.5)  # the stalled chunk reaches GCS after the cancellation
         assert world.objects() == []
         assert world.messages(timeout=1) == []
+
+
+class TestOneServiceKeepAlive:
+    def test_newlines_then_the_json_before_the_timeout(
+        self, world: Deployment, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "4")
+        monkeypatch.setenv("EXECUTE_KEEPALIVE_SECONDS", "1")
+        world.proxy.stall_next(10, match=lambda r: r.kind == "metadata")  # the name check hangs
+        client = single_app().test_client()
+        started = time.monotonic()
+        response = client.post("/execute", json=push_body(world), headers=looker_headers())
+        text = response.get_data(as_text=True)
+        assert time.monotonic() - started < 4
+        assert response.status_code == 200 and text.startswith("\n")
+        answer = json.loads(text)["looker"]
+        assert answer["success"] is False
+        assert answer["message"].startswith("Cloud Storage did not confirm the upload in time")
+        assert world.objects() == []
+
+    def test_the_interval_is_a_setting_checked_at_start(
+        self, world: Deployment, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("EXECUTE_KEEPALIVE_SECONDS", "0")
+        client = single_app().test_client()
+        response = client.post("/execute", json=push_body(world), headers=looker_headers())
+        assert response.status_code == 500
+        assert response.get_json()["looker"]["message"] == (
+            "The action is misconfigured: check EXECUTE_KEEPALIVE_SECONDS"
+        )
