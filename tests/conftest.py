@@ -6,9 +6,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 for path in (ROOT, ROOT / "action_execute"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 pytest_plugins = ["tests.support.emulators", "tests.support.world"]
+
+# The system tier: tests that start emulators, servers or outside tools (fake-gcs-server, the
+# Pub/Sub emulator, functions-framework or gunicorn over sockets, LibreOffice, the real gcloud
+# parser, shellcheck, the benchmark). `./dev test --fast` runs the rest, in-process.
+SYSTEM_FIXTURES = frozenset(
+    {"world", "fake_gcs", "csek_proxy", "clean_csek_proxy", "pubsub_emulator", "download_server"}
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "system: needs emulators, servers or outside tools")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)

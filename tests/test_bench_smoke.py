@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 from bench.dashboards import HEADER, SEED, SIZES, tile_rows, write_zip
+
+pytestmark = pytest.mark.system  # runs the benchmark's quick profile in subprocesses
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = SIZES["quick"]

@@ -155,7 +155,8 @@ def test_ci_runs_the_suite_on_pull_requests_and_for_deploy() -> None:
     )
     assert "pubsub-emulator" in gcloud["with"]["install_components"]  # the tests' emulator
     runs = [s.get("run", "") for s in steps]
-    assert any(r.strip().startswith("./dev test") for r in runs)
+    tests = next(s for s in steps if s.get("run", "").strip().startswith("./dev test"))
+    assert tests["env"]["REQUIRE_TOOLS"] == "1"  # no test skips quietly for a missing tool
     assert any(r.strip() == "./dev check" for r in runs)
 
 
@@ -302,6 +303,7 @@ def test_cloudbuild_sdk_parser_refuses_a_broken_config(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "entrypont" in proc.stderr
 
 
+@pytest.mark.system
 def test_cloudbuild_tests_as_ci_does_before_deploying() -> None:
     build = load(CLOUDBUILD)
     test, deploy = build["steps"]

@@ -50,6 +50,7 @@ from tests.support.deploy import (
     real_help,
     run_deploy,
 )
+from tests.support.tools import missing
 
 FUNCTIONS = ("action_list", "action_form", "action_execute")
 REGION = "europe-west1"
@@ -765,6 +766,7 @@ def test_every_readme_execute_setting_is_passed_or_refused_with_a_pointer(tmp_pa
 # ------------------------------------------------------------------------------------ real gcloud
 
 
+@pytest.mark.system
 def test_every_flag_exists_in_the_real_gcloud_help(full: Any, minimal: Run) -> None:
     _, _, run, _ = full
     missing = missing_in_real_help(run.argvs + minimal.argvs, command_path)
@@ -774,6 +776,7 @@ def test_every_flag_exists_in_the_real_gcloud_help(full: Any, minimal: Run) -> N
     assert "--set-secrets" in deploy_help
 
 
+@pytest.mark.system
 def test_real_gcloud_parses_the_exact_arguments(full: Any, minimal: Run) -> None:
     """Each distinct command shape (the longest of each), through the real gcloud's parser."""
     _, _, run, _ = full
@@ -785,6 +788,7 @@ def test_real_gcloud_parses_the_exact_arguments(full: Any, minimal: Run) -> None
     assert_real_gcloud_parses(by_shape.values(), "--zz-deploy-sh-parse-check")
 
 
+@pytest.mark.system
 def test_real_gcloud_parses_the_smtp_deploy(smtp: tuple[Run, Run]) -> None:
     """action_execute's deploy with the e-mail notice (a From with ',' and ';', three secrets)
     and the SMTP secret's binding, exactly as run."""
@@ -961,10 +965,11 @@ def test_staged_bundle_imports_entry_point(name: str, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ shellcheck
 
 
+@pytest.mark.system
 def test_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck is not on PATH (apt-get install -y shellcheck)")
+        missing("shellcheck", "apt-get install -y shellcheck")
     proc = subprocess.run(
         # -x: follow deploy.sh's `source` of scripts/lib.sh, itself checked too
         [shellcheck, "-x", "--severity=style", str(DEPLOY), str(STAGE), str(LIB)],
@@ -1030,6 +1035,7 @@ def test_overwrite_grants_object_user_instead_of_creator_and_viewer(gen2: Run) -
     }
 
 
+@pytest.mark.system
 def test_real_gcloud_parses_the_gen2_deploy(gen2: Run) -> None:
     deploy_argvs = [a for a in gen2.argvs if command_path(a) == ("functions", "deploy")]
     assert_real_gcloud_parses(deploy_argvs, "--zz-deploy-sh-parse-check")

@@ -75,6 +75,7 @@ def test_what_cannot_be_read_with_certainty_stays_text(text: str) -> None:
     assert formats.read(text) is None
 
 
+@pytest.mark.system
 def test_each_format_shows_what_looker_sent(tmp_path: Path) -> None:
     rows = [["Sent"], *([text] for text, _, _ in READ)]
     sink = io.BytesIO()

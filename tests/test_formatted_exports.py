@@ -60,6 +60,7 @@ def workbooks() -> dict[Variant, bytes]:
     return {variant: export(variant) for variant in VARIANTS}
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_every_cell_shows_what_looker_sent(
     variant: Variant, workbooks: dict[Variant, bytes], tmp_path: Path

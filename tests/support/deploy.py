@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.tools import missing
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy.sh"
@@ -332,7 +332,7 @@ def gcloud_env() -> dict[str, str]:
 
 def need_real_gcloud() -> None:
     if not REAL_GCLOUD.exists():
-        pytest.skip(f"{REAL_GCLOUD} (Google Cloud SDK) is not installed: cannot read its help")
+        missing(f"gcloud ({REAL_GCLOUD})", "the Google Cloud SDK")
 
 
 def missing_in_real_help(

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.tools import missing
 
 # LibreOffice's CSV filter options: comma, double quote, UTF-8, from line 1, (no column
 # types), system language, quote all text off, detect special numbers on, **save cell
@@ -19,7 +19,7 @@ _AS_SHOWN = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false
 def office() -> str:
     found = shutil.which("soffice") or shutil.which("libreoffice")
     if found is None:
-        pytest.skip("LibreOffice is not installed (apt-get install libreoffice-calc-nogui)")
+        missing("LibreOffice", "apt-get install libreoffice-calc-nogui")
     return found
 
 
