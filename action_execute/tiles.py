@@ -72,16 +72,21 @@ def tile_name(entry: str) -> str | None:
     return _readable(name[:-4])
 
 
-_SLUG = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+# Looker's tile slugs: the title lower-cased, each character but a letter, digit or '-' (a space,
+# a '/', ...) made '_'. Real entries: `user_demo_-_age` ("User Demo - Age"),
+# `ave_minutes___visitor` ("Ave Minutes / Visitor"), `users_2` (a repeated title).
+_SLUG = re.compile(r"[a-z0-9_-]*[a-z0-9][a-z0-9_-]*")
+_RUNS = re.compile(r"_+")
 
 
 def _readable(name: str) -> str:
-    """A tile title as Looker's newer zips spell it, `revenue_by_region` (entries
-    `dashboard-<slug>/<tile slug>.csv`), read as `Revenue by region`; a repeated title's
-    `users_2` as `Users 2`. A name that is not such a slug (older zips: the title itself) stays."""
+    """A tile title as Looker's newer zips spell it (entries `dashboard-<slug>/<tile slug>.csv`),
+    read as words: `revenue_by_region` -> `Revenue by region`, `user_demo_-_age` -> `User demo -
+    age`, `ave_minutes___visitor` -> `Ave minutes visitor` (what the underscores stood for is
+    gone). A name that is not such a slug (older zips: the title itself) stays."""
     if not _SLUG.fullmatch(name):
         return name
-    words = name.replace("_", " ")
+    words = _RUNS.sub(" ", name).strip()
     return words[0].upper() + words[1:]
 
 

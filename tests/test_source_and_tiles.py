@@ -9,6 +9,8 @@ import socket
 import zipfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import ActionError
 from shared.integration import CONTENT
@@ -207,6 +209,10 @@ class TestDownloadPolicy:
         ("dashboard-weekly_sales/revenue_by_region.csv", "Revenue by region"),
         ("dashboard-weekly_sales/users_2.csv", "Users 2"),
         ("dashboard-weekly_sales/users.csv", "Users"),
+        # slugs seen in real zips, of "User Demo - Age" and "Ave Minutes / Visitor"
+        ("dashboard-demo/user_demo_-_age.csv", "User demo - age"),
+        ("dashboard-demo/ave_minutes___visitor.csv", "Ave minutes visitor"),
+        ("dashboard-demo/_total_.csv", "Total"),
         # older zips carry the title itself
         ("weekly_sales_2026-11-27T0700/Revenue by Region.csv", "Revenue by Region"),
         ("Top_Customers.csv", "Top_Customers"),  # not a lower-case slug: as it is
@@ -217,3 +223,37 @@ class TestDownloadPolicy:
 )
 def test_tile_names_read_as_people_would(entry: str, name: str | None) -> None:
     assert tiles.tile_name(entry) == name
+
+
+def looker_slug(title: str) -> str:
+    """How Looker names a tile's entry (unconfirmed beyond the entries seen in real zips): the
+    title lower-cased, each character but a letter, digit or '-' made '_'."""
+    return "".join(
+        c if c in "abcdefghijklmnopqrstuvwxyz0123456789-" else "_" for c in title.lower()
+    )
+
+
+_TITLE_CHARACTERS = st.sampled_from("abcXYZ019 -/_&%()'.:")
+
+
+@given(
+    st.text(_TITLE_CHARACTERS, min_size=1, max_size=40).filter(
+        lambda t: any(c.isalnum() for c in t)
+    )
+)
+def test_every_slug_looker_writes_reads_as_words(title: str) -> None:
+    slug = looker_slug(title)
+    name = tiles.tile_name(f"dashboard-any/{slug}.csv")
+    assert name is not None
+    assert "_" not in name and "  " not in name and name == name.strip()
+    assert name[0] == slug.strip("_")[0].upper()
+    # The words are the title's, in order: only what the underscores stood for is gone.
+    assert name.lower().split() == slug.replace("_", " ").split()
+
+
+@given(st.lists(st.text("abcdefghij0123456789", min_size=1, max_size=8), min_size=1, max_size=5))
+def test_a_title_of_plain_words_comes_back(words: list[str]) -> None:
+    title = " ".join(words)
+    assert (
+        tiles.tile_name(f"dashboard-any/{looker_slug(title)}.csv") == title[0].upper() + title[1:]
+    )
