@@ -46,6 +46,15 @@
 #   --allow-overwrite        ALLOW_OVERWRITE=1: the form offers "Overwrite: yes"
 #                            -> action_form and action_execute; --grant-iam then grants
 #                            roles/storage.objectUser (replacing deletes the old object)
+#   --allowed-source-ranges=CIDR1,CIDR2
+#                            ALLOWED_SOURCE_RANGES: only callers from these IPv4/IPv6
+#                            ranges (Looker's egress addresses) are served; others get
+#                            403 before the token is checked -> all three
+#   --trusted-proxy-hops=N   TRUSTED_PROXY_HOPS: where the caller's address is (default 1:
+#                            Cloud Functions / Cloud Run; 2 behind an external load
+#                            balancer; 0 your own server) -> all three
+#   --looker-instance-id=ID  LOOKER_INSTANCE_ID: refuse requests whose X-Looker-Instance
+#                            differs (defence in depth, not authentication) -> all three
 #   --object-name-template=T OBJECT_NAME_TEMPLATE: optional
 #                            -> OBJECT_NAME_TEMPLATE on action_execute
 #   --smtp-host=HOST         SMTP_HOST: turns the e-mail notice on (README "E-mail
@@ -195,6 +204,9 @@ allowed_buckets=${ALLOWED_BUCKETS:-}
 download_hosts=${LOOKER_DOWNLOAD_HOSTS:-}
 object_name_template=${OBJECT_NAME_TEMPLATE:-}
 user_buckets_attribute=${USER_BUCKETS_ATTRIBUTE:-}
+allowed_source_ranges=${ALLOWED_SOURCE_RANGES:-}
+trusted_proxy_hops=${TRUSTED_PROXY_HOPS:-}
+looker_instance_id=${LOOKER_INSTANCE_ID:-}
 smtp_host=${SMTP_HOST:-}
 smtp_port=${SMTP_PORT:-}
 smtp_from=${SMTP_FROM:-}
@@ -239,6 +251,9 @@ set_option() { # FLAG VALUE
     --download-hosts) download_hosts=$2 ;;
     --object-name-template) object_name_template=$2 ;;
     --user-buckets-attribute) user_buckets_attribute=$2 ;;
+    --allowed-source-ranges) allowed_source_ranges=$2 ;;
+    --trusted-proxy-hops) trusted_proxy_hops=$2 ;;
+    --looker-instance-id) looker_instance_id=$2 ;;
     --smtp-host) smtp_host=$2 ;;
     --smtp-port) smtp_port=$2 ;;
     --smtp-from) smtp_from=$2 ;;
@@ -277,7 +292,8 @@ while (($#)); do
         case $1 in
           --project | --topic | --region | --service-account | --prefix | --token-secret | \
             --key-secret | --allowed-buckets | --download-hosts | --object-name-template | \
-            --user-buckets-attribute | --smtp-host | --smtp-port | --smtp-from | --smtp-user | --smtp-password-secret | \
+            --user-buckets-attribute | --allowed-source-ranges | --trusted-proxy-hops | \
+            --looker-instance-id | --smtp-host | --smtp-port | --smtp-from | --smtp-user | --smtp-password-secret | \
             --execute-env | --memory | --execute-memory | --timeout | --execute-timeout | \
             --build-dir | --service | --service-memory | --service-cpu | --service-timeout)
             die "$1 needs a value" ;;
@@ -293,6 +309,15 @@ while (($#)); do
 done
 
 # ---------------------------------------------------------------- checks
+# Who may call: checked by the functions' own rule (shared/settings.py), so deploy refuses exactly
+# what they would.
+callers_env=()
+if [[ -n $allowed_source_ranges ]]; then callers_env+=("ALLOWED_SOURCE_RANGES=$allowed_source_ranges"); fi
+if [[ -n $trusted_proxy_hops ]]; then callers_env+=("TRUSTED_PROXY_HOPS=$trusted_proxy_hops"); fi
+if [[ -n $looker_instance_id ]]; then callers_env+=("LOOKER_INSTANCE_ID=$looker_instance_id"); fi
+if ((${#callers_env[@]})); then
+  problems=$(python3 "$ROOT/scripts/check_callers.py" "${callers_env[@]}" 2>&1) || die "$problems"
+fi
 [[ -n $project ]] || die "--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)"
 [[ $project =~ ^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
   die "--project '$project' is not a valid project ID"
@@ -464,6 +489,9 @@ own_option_of() { # NAME
     LOOKER_DOWNLOAD_HOSTS) echo --download-hosts ;;
     OBJECT_NAME_TEMPLATE) echo --object-name-template ;;
     USER_BUCKETS_ATTRIBUTE) echo --user-buckets-attribute ;;
+    ALLOWED_SOURCE_RANGES) echo --allowed-source-ranges ;;
+    TRUSTED_PROXY_HOPS) echo --trusted-proxy-hops ;;
+    LOOKER_INSTANCE_ID) echo --looker-instance-id ;;
     ALLOW_OVERWRITE) echo --allow-overwrite ;;
     FUNCTION_TIMEOUT_SECONDS) echo "--execute-timeout (--service-timeout with --single)" ;;
     LOOKER_ACTION_TOKEN | LOOKER_ACTION_TOKEN_SECRET | header) echo --token-secret ;;
@@ -753,7 +781,7 @@ token_ref="LOOKER_ACTION_TOKEN=$token_secret:latest"
 key_ref="GCS_ENCRYPTION_KEY=$key_secret:latest"
 allowed_env=() # ALLOWED_BUCKETS and who may use which: action_form and action_execute alike
 if ((${#buckets[@]})); then allowed_env+=("ALLOWED_BUCKETS=$(join_comma "${buckets[@]}")"); fi
-user_env=() # USER_BUCKETS_ATTRIBUTE: all three (the list binds the param to it)
+user_env=("${callers_env[@]}") # who may call, and USER_BUCKETS_ATTRIBUTE: all three
 if [[ -n $user_buckets_attribute ]]; then user_env+=("USER_BUCKETS_ATTRIBUTE=$user_buckets_attribute"); fi
 allowed_env+=("${user_env[@]}")
 if ((allow_overwrite)); then allowed_env+=("ALLOW_OVERWRITE=1"); fi

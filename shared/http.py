@@ -15,6 +15,7 @@ import flask
 
 from shared import capture, logs
 from shared.auth import AuthResult, check
+from shared.callers import allowed, caller_address
 from shared.errors import ActionError
 from shared.looker import ActionResponse, form_error_body
 from shared.settings import Loaded, S
@@ -105,8 +106,9 @@ def serve(
         if body is None:
             logs.warning("refused: body over the cap", cap=cap, status=413)
             return failure(
-                f"The request is larger than {cap} bytes; "
-                "use the 'url' download setting for large dashboards and Looks",
+                f"The request is larger than {cap} bytes. A dashboard always comes inside the "
+                "request: send fewer rows, or deploy with a larger cap (deploy.sh --gen2). A Look "
+                "can come by URL instead: the 'url' download setting",
                 413,
                 render,
             )
@@ -116,8 +118,21 @@ def serve(
 
 
 def _refusal(request: flask.Request, loaded: Loaded[S]) -> flask.Response | None:
-    """The answer to a request that does not reach the action: wrong method, no usable token
-    setting, no or a wrong token. None when it passes."""
+    """The answer to a request that does not reach the action: a caller outside the allowed
+    ranges, wrong method, no usable token setting, no or a wrong token, another Looker instance.
+    None when it passes."""
+    callers = loaded.callers
+    if callers.source_ranges:
+        address = caller_address(
+            request.headers.getlist("X-Forwarded-For"),
+            request.remote_addr,
+            callers.trusted_proxy_hops,
+        )
+        if not allowed(address, callers.source_ranges):
+            # For the admin only: the address is never echoed back to the caller.
+            seen = str(address) if address else "none where TRUSTED_PROXY_HOPS says"
+            logs.warning("refused: caller not in ALLOWED_SOURCE_RANGES", address=seen, status=403)
+            return failure("This address may not call the action", 403)
     if request.method != "POST":
         logs.warning("refused: method not allowed", method=request.method, status=405)
         return failure("Only POST is accepted", 405, Allow="POST")
@@ -132,6 +147,14 @@ def _refusal(request: flask.Request, loaded: Loaded[S]) -> flask.Response | None
     if verdict is AuthResult.WRONG:
         logs.warning("refused: wrong Looker token", status=403)
         return failure("Invalid 'Authorization' header", 403)
+    instance = request.headers.get("X-Looker-Instance")
+    if callers.instance_id is not None and instance != callers.instance_id:
+        logs.warning(
+            "refused: X-Looker-Instance is not LOOKER_INSTANCE_ID",
+            instance=(instance or "")[:100],
+            status=403,
+        )
+        return failure("This Looker instance may not call the action", 403)
     return None
 
 

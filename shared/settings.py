@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
+from shared.callers import DEFAULT_HOPS, MAX_HOPS, Network, parse_ranges
 from shared.reader import Env, Reader, SettingProblem
 
 TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
@@ -49,6 +50,33 @@ def _max_request_bytes(reader: Reader) -> int:
     return reader.integer(
         "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=250 * 1024 * 1024
     )
+
+
+def _source_ranges(reader: Reader) -> tuple[Network, ...]:
+    """ALLOWED_SOURCE_RANGES: CIDR ranges, IPv4 and IPv6; when set, every other caller is refused."""
+    networks, problems = parse_ranges(reader.csv_list("ALLOWED_SOURCE_RANGES"))
+    for problem in problems:
+        reader.fail("ALLOWED_SOURCE_RANGES", problem)
+    return networks
+
+
+@dataclass(frozen=True)
+class Callers:
+    """Who may call (shared/callers.py): the ranges, where the address is, the Looker instance."""
+
+    source_ranges: tuple[Network, ...] = ()  # empty: any address
+    trusted_proxy_hops: int = DEFAULT_HOPS
+    instance_id: str | None = None  # LOOKER_INSTANCE_ID: X-Looker-Instance must match
+
+    @classmethod
+    def read(cls, reader: Reader) -> Callers:
+        return cls(
+            source_ranges=_source_ranges(reader),
+            trusted_proxy_hops=reader.integer(
+                "TRUSTED_PROXY_HOPS", DEFAULT_HOPS, minimum=0, maximum=MAX_HOPS
+            ),
+            instance_id=reader.text("LOOKER_INSTANCE_ID"),
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -378,6 +406,7 @@ class Loaded(Generic[S]):
     settings: S
     problems: tuple[SettingProblem, ...]
     capture_dir: Path | None = None  # CAPTURE_DIR: save each request there (shared/capture.py)
+    callers: Callers = field(default_factory=Callers)  # who may call: every function's
 
     @property
     def token_problem(self) -> SettingProblem | None:
@@ -389,4 +418,5 @@ def load(kind: Callable[[Reader], S], env: Env | None = None) -> Loaded[S]:
     reader = Reader(os.environ if env is None else env)
     settings = kind(reader)
     capture_dir = _capture_dir(reader)  # every function's, read beside its own settings
-    return Loaded(settings, tuple(reader.problems), capture_dir)
+    callers = Callers.read(reader)
+    return Loaded(settings, tuple(reader.problems), capture_dir, callers)

@@ -1070,3 +1070,58 @@ def test_the_bash_scripts_name_the_same_three_functions() -> None:
     (deployed,) = re.findall(r"^functions=\(([^)]*)\)", DEPLOY.read_text(), re.MULTILINE)
     assert defaults.split() == list(NAMED)
     assert sorted(deployed.split()) == sorted(NAMED)
+
+
+def with_real_shared(repo: Path) -> Path:
+    """The fake repo with the project's own shared/, whose rules deploy.sh's checks import."""
+    shutil.copytree(
+        REPO / "shared",
+        repo / "shared",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return repo
+
+
+def test_who_may_call_goes_to_all_three(tmp_path: Path) -> None:
+    repo = with_real_shared(make_fake_repo(tmp_path / "repo"))
+    run = run_deploy(
+        repo,
+        tmp_path,
+        *MINIMAL_ARGS,
+        "--allowed-source-ranges=203.0.113.0/24,2001:db8:10::/48",
+        "--trusted-proxy-hops=2",
+        "--looker-instance-id=a1b2c3d4e5f6",
+    )
+    assert run.rc == 0, run.stderr
+    env = {n: gcloud_dict(f["--set-env-vars"] or "") for n, f in deploys(run).items()}
+    for name in FUNCTIONS:
+        assert env[name]["ALLOWED_SOURCE_RANGES"] == "203.0.113.0/24,2001:db8:10::/48", name
+        assert env[name]["TRUSTED_PROXY_HOPS"] == "2"
+        assert env[name]["LOOKER_INSTANCE_ID"] == "a1b2c3d4e5f6"
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        (
+            "--allowed-source-ranges=203.0.113.5/24",
+            "--allowed-source-ranges (ALLOWED_SOURCE_RANGES: '203.0.113.5/24' is not an IPv4 or "
+            "IPv6 range (203.0.113.5/24 has host bits set))",
+        ),
+        (
+            "--trusted-proxy-hops=9",
+            "--trusted-proxy-hops (TRUSTED_PROXY_HOPS: must be between 0 and 5, got 9)",
+        ),
+    ],
+)
+def test_who_may_call_is_refused_in_the_functions_words(
+    tmp_path: Path, flag: str, said: str
+) -> None:
+    """The same rule and words as a function's start (shared/settings.Callers), before any gcloud."""
+    run = run_deploy(
+        with_real_shared(make_fake_repo(tmp_path / "repo")), tmp_path, *MINIMAL_ARGS, flag
+    )
+    assert run.rc != 0
+    assert said in run.stderr
+    assert run.calls == []

@@ -239,7 +239,9 @@ class TestExecuteParsing:
             .post("/", data=b"{" + b" " * 5000 + b"}", headers=looker_headers())
         )
         assert response.status_code == 413
-        assert "use the 'url' download setting" in looker(response.get_json())["message"]
+        message = looker(response.get_json())["message"]
+        assert "A dashboard always comes inside the request" in message
+        assert "the 'url' download setting" in message
 
     def test_bad_key_refuses_execute(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("GCS_ENCRYPTION_KEY", base64.b64encode(b"short").decode())

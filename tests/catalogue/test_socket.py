@@ -18,9 +18,11 @@ from tests.support.handlers import looker_answer, looker_headers
 from tests.support.world import Deployment
 
 CAP = 4096
+# Dashboards do not stream (Looker's docs): only a Look can be sent by URL instead.
 TOO_LARGE = (
-    f"The request is larger than {CAP} bytes; use the 'url' download setting for large "
-    "dashboards and Looks"
+    f"The request is larger than {CAP} bytes. A dashboard always comes inside the request: send "
+    "fewer rows, or deploy with a larger cap (deploy.sh --gen2). A Look can come by URL "
+    "instead: the 'url' download setting"
 )
 
 

@@ -173,6 +173,7 @@ def make_fake_repo(root: Path) -> Path:
     shutil.copy2(DEPLOY, root / "deploy.sh")
     shutil.copy2(STAGE, root / "scripts" / "stage.sh")
     shutil.copy2(LIB, root / "scripts" / "lib.sh")
+    shutil.copy2(REPO / "scripts" / "check_callers.py", root / "scripts" / "check_callers.py")
     files = {
         "requirements.txt": "fixture-root-requirement==1.0\n",
         "shared/__init__.py": '"""fixture shared"""\n',
