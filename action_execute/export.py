@@ -49,6 +49,7 @@ def _object_name(order: ExportOrder, config: ExecuteSettings) -> str:
         webhook_id=order.webhook_id,
         now=datetime.now(UTC),
         extension=order.extension,
+        tokens=order.filename is not None,
     )
 
 
