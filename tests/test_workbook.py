@@ -233,7 +233,9 @@ def test_types_styles_and_layout_read_back() -> None:
     assert sheet.column_dimensions["B"].width == pytest.approx(60.71, abs=0.01)  # capped
     for row, (text, value) in enumerate(TRICKY, start=2):
         expected_format = (
-            "yyyy-mm-dd hh:mm:ss"
+            "yyyy-mm-dd hh:mm"  # Looker's minute timeframe: shown as it wrote it
+            if isinstance(value, dt.datetime) and len(text) == 16
+            else "yyyy-mm-dd hh:mm:ss"
             if isinstance(value, dt.datetime)
             else "yyyy-mm-dd"
             if isinstance(value, dt.date)
@@ -523,7 +525,7 @@ class OracleSheet:
 class Shown:
     """A number written with an Excel number format (a formatted value read back)."""
 
-    value: float
+    value: float | dt.datetime
     code: str
 
 
@@ -558,7 +560,10 @@ def xlsxwriter_book(path: Path, sheets: list[OracleSheet]) -> None:
                 elif isinstance(value, Shown):
                     if value.code not in shown:
                         shown[value.code] = book.add_format({"num_format": value.code})
-                    sheet.write_number(r, col, value.value, shown[value.code])
+                    if isinstance(value.value, dt.datetime):
+                        sheet.write_datetime(r, col, value.value, shown[value.code])
+                    else:
+                        sheet.write_number(r, col, value.value, shown[value.code])
                 elif isinstance(value, dt.datetime):
                     sheet.write_datetime(r, col, value, stamp)
                 elif isinstance(value, dt.date):
@@ -642,7 +647,7 @@ ORACLE_SHEETS = [
             [
                 "Zürich, CH",
                 dt.date(1900, 2, 28),
-                dt.datetime(2024, 1, 2, 23, 59),
+                Shown(dt.datetime(2024, 1, 2, 23, 59), "yyyy-mm-dd hh:mm"),  # Looker's minute
                 -0.25,
                 "=SUM(A1)",
                 None,
@@ -694,7 +699,7 @@ def test_the_oracle_comparison_is_strict(tmp_path: Path) -> None:
 
 def _dated_rows(count: int) -> list[list[str]]:
     rows = [["n", "day", "at"]]
-    rows += [[str(i), "2024-01-02", f"2024-01-02 10:{i % 60:02d}"] for i in range(1, count + 1)]
+    rows += [[str(i), "2024-01-02", f"2024-01-02 10:{i % 60:02d}:00"] for i in range(1, count + 1)]
     return rows
 
 

@@ -4,7 +4,7 @@ Nothing proportional to the export is kept: a sheet's first rows (at most WIDTH_
 held to size its columns, then every row is turned into XML, batched and deflated into the sink.
 The XML is what xlsxwriter writes in constant_memory mode (inline strings, same parts and
 styles); the one difference is `<dimension>`, which precedes the rows: it is written only when a
-sheet's rows are all known by then (see `packager._Book.write_tile`), else omitted (optional).
+sheet's rows are all known by then (see `packager._Package.write_tile`), else omitted (optional).
 
 The parts, as XlsxWriter's packager reads:
 

@@ -11,7 +11,7 @@ from typing import Final, Protocol
 
 from . import formats, styles, xmlwriter
 from .limits import MAX_SIGNIFICANT_DIGITS
-from .styles import Styles
+from .styles import MINUTE_FORMAT, Styles
 
 # Kinds are plain ints, not an Enum: `classify` runs once per cell and int compares are cheapest.
 BLANK: Final = 0
@@ -19,6 +19,15 @@ NUMBER: Final = 1
 DATE: Final = 2
 DATETIME: Final = 3
 TEXT: Final = 4
+
+# How a column is typed (from its first rows): cell by cell (ANY), all text (codes, other
+# locales' numbers), or as one of Looker's timeframes that no cell alone can tell from a code.
+TEXT_COLUMN: Final = 0
+ANY: Final = 1
+MONTH: Final = 5  # `2014-09`: a date holding the 1st, shown yyyy-mm
+HOUR: Final = 6  # `2014-09-03 17`: a date-time, shown yyyy-mm-dd hh
+_MONTH = re.compile(r"[0-9]{4}-(?:0[1-9]|1[0-2])")
+_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3])")
 
 MAX_TEXT_UNITS: Final = 32_767
 """Excel's cell text limit, counted in UTF-16 code units (an emoji counts 2)."""
@@ -106,6 +115,32 @@ def code_columns(sample: Iterable[Sequence[str]]) -> frozenset[int]:
             if classify(text)[0] == TEXT:
                 coded.add(i)
     return frozenset(i for i in coded if digits_only[i])
+
+
+def timeframe_columns(sample: Iterable[Sequence[str]]) -> dict[int, int]:
+    """The columns of months (`2014-09`) or hours (`2014-09-03 17`) in a tile's first rows, as
+    Looker writes those timeframes: every non-blank cell of the column the same shape, and a
+    real day. A `2014-09` in a column that also holds other text stays text."""
+    shapes: dict[int, int] = {}
+    for row in sample:
+        for i, text in enumerate(row):
+            if text and shapes.get(i) != TEXT_COLUMN:
+                shape = MONTH if timeframe(text, MONTH) else HOUR if timeframe(text, HOUR) else 0
+                shapes[i] = shape if shapes.get(i, shape) == shape else TEXT_COLUMN
+    return {i: shape for i, shape in shapes.items() if shape}
+
+
+def timeframe(text: str, shape: int) -> tuple[str, str] | None:
+    """(the `<v>` serial, its number format) of a month or an hour written as Looker writes it;
+    None when `text` is not one."""
+    if shape == MONTH and _MONTH.fullmatch(text):
+        days = _day_serial(text + "-01")
+        return None if days is None else (str(days), styles.MONTH_FORMAT)
+    if shape == HOUR and _HOUR.fullmatch(text):
+        days = _day_serial(text[:10])
+        hour = int(text[11:13]) * 3600
+        return None if days is None else (_serial(days, hour), styles.HOUR_FORMAT)
+    return None
 
 
 def _guarded(text: str) -> tuple[int, str]:
@@ -272,25 +307,29 @@ _KIND_FORMATS: Final = {
 }
 
 
-def typed_value(text: str) -> tuple[str, str] | None:
-    """(the `<v>` text, its number format) of a cell that is a number, a date, a date-time or a
-    formatted number; None for text and blanks."""
+def typed_value(text: str, typing: int = ANY) -> tuple[str, str] | None:
+    """(the `<v>` text, its number format) of a cell that is a number, a date, a date-time, a
+    formatted number or (in such a column) a month or an hour; None for text and blanks."""
     kind, value = classify(text)
     if kind == NUMBER and value[-1] == "0" and "." in value:
         return formats.zeros_kept(value)
+    if kind == DATETIME and len(text) == 16:  # Looker's minute: no seconds shown
+        return value, styles.MINUTE_FORMAT
     code = _KIND_FORMATS.get(kind)
     if code is not None:
         return value, code
+    if typing > ANY:
+        return timeframe(text, typing)
     return formats.read(text) if text[:1] in formats.STARTS else None
 
 
 def total_row_xml(
-    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, styles: Styles
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[int], notes: Notes, styles: Styles
 ) -> str:
     """A totals row: like a data row, every cell bold (numbers keep their formats)."""
     parts: list[str] = []
     for col, text, typing in zip(cols, row, typed, strict=False):
-        found = typed_value(text) if text and typing else None
+        found = typed_value(text, typing) if text and typing else None
         if found is not None:
             value, code = found
             parts.append(f'<c r="{col}{r}" s="{styles.index(code, bold=True)}"><v>{value}</v></c>')
@@ -300,14 +339,15 @@ def total_row_xml(
 
 
 def row_xml(
-    r: str, row: Sequence[str], cols: list[str], typed: Sequence[bool], notes: Notes, styles: Styles
+    r: str, row: Sequence[str], cols: list[str], typed: Sequence[int], notes: Notes, styles: Styles
 ) -> str:
     """One data row's XML ("" when it has no cell to write); the hot loop of the writer.
 
     Plain text (the common case) is written here without a call per cell; everything that may
     be typed goes through `classify` and then `formats.read` (in the columns `typed` marks: not
-    in a column of codes), and text that needs more care through `text_cell`. `cols` and
-    `typed` cover the row; `styles` gives formatted numbers their styles.
+    in a column of codes; a timeframe column also reads its months or hours), and text that
+    needs more care through `text_cell`. `cols` and `typed` cover the row; `styles` gives
+    formatted numbers their styles.
     """
     parts: list[str] = []
     append = parts.append
@@ -346,9 +386,13 @@ def row_xml(
                 append(f'<c r="{col}{r}"{_DATE_STYLE}><v>{value}</v></c>')
                 continue
             if kind == DATETIME:
-                append(f'<c r="{col}{r}"{_DATETIME_STYLE}><v>{value}</v></c>')
+                if len(text) == 16:  # Looker's minute timeframe: shown without seconds
+                    minute = styles.index(MINUTE_FORMAT)
+                    append(f'<c r="{col}{r}" s="{minute}"><v>{value}</v></c>')
+                else:
+                    append(f'<c r="{col}{r}"{_DATETIME_STYLE}><v>{value}</v></c>')
                 continue
-            found = read_formatted(text)
+            found = timeframe(text, typing) if typing > ANY else read_formatted(text)
             if found is not None:
                 append(f'<c r="{col}{r}" s="{styles.index(found[1])}"><v>{found[0]}</v></c>')
                 continue

@@ -12,7 +12,7 @@ capped at MAX_OVERFLOW_BYTES (compressed); past it the tile is refused with a me
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -54,12 +54,12 @@ class Overflow:
     """The continuation sheets of one sheet: empty (and free) unless a row is too wide."""
 
     def __init__(
-        self, tile: str, sheet_name: str, keys: int, text_columns: frozenset[int], book: Book
+        self, tile: str, sheet_name: str, keys: int, typing: Mapping[int, int], book: Book
     ) -> None:
         self.tile = tile
         self.sheet_name = sheet_name
         self.keys = keys  # leading columns repeated on every continuation sheet
-        self.text_columns = text_columns
+        self.typing = typing
         self.book = book
         self.sheets: list[_Continuation] = []
         self.held = 0
@@ -105,9 +105,9 @@ class Overflow:
                 "while they wait for their own sheets. Export fewer columns or rows."
             )
 
-    def _typed(self, sheet: _Continuation, i: int) -> bool:
+    def _typed(self, sheet: _Continuation, i: int) -> int:
         column = i if i < self.keys else sheet.first + i - self.keys
-        return column not in self.text_columns
+        return self.typing.get(column, cells.ANY)
 
     def parts(
         self, widths: list[int], frozen: int

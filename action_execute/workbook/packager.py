@@ -50,7 +50,7 @@ def write_workbook(
     )
     deflater = pipe.Pipe()  # looked up at call time: the benchmark swaps in a serial one
     try:
-        book = _Book(archive, deflater, on_warning or _ignore, compresslevel)
+        book = _Package(archive, deflater, on_warning or _ignore, compresslevel)
         book.write(chain([first], remaining))
         archive.close()
     except BaseException:
@@ -64,11 +64,20 @@ def write_workbook(
     return book.summaries
 
 
+def _typing(sample: Sequence[Sequence[str]]) -> dict[int, int]:
+    """How each column is typed, from the tile's first rows, where not cell by cell."""
+    text = cells.code_columns(sample) | formats.other_locale_columns(sample)
+    timeframes = cells.timeframe_columns(sample)
+    return {i: cells.TEXT_COLUMN for i in text} | {
+        i: shape for i, shape in timeframes.items() if i not in text
+    }
+
+
 def _ignore(_: str) -> None:
     pass
 
 
-class _Book:
+class _Package:
     """The workbook being written: sheet parts as tiles arrive, the index parts at the end."""
 
     def __init__(
@@ -122,7 +131,7 @@ class _Book:
             tile_name,
             shape.headers,
             layout.column_widths(shape.headers, pending),
-            cells.code_columns(pending) | formats.other_locale_columns(pending),
+            _typing(pending),
             shape.row_numbers,
         )
         # Excel's rows less the header rows, which every continuation sheet repeats.

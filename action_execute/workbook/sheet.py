@@ -4,8 +4,8 @@ through the pipe into the part, with the layout around them."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Final
 
@@ -28,7 +28,9 @@ class Sheet:
     tile: str
     headers: tuple[Sequence[str], ...]  # the header rows, top first (none: an empty tile)
     widths: list[int]
-    text_columns: frozenset[int] = frozenset()  # codes and other locales' numbers: all text
+    # How each column is typed, where not cell by cell (cells.ANY): all text (codes, other
+    # locales' numbers) or a timeframe (cells.MONTH, cells.HOUR).
+    typing: Mapping[int, int] = field(default_factory=dict)
     row_numbers: bool = False  # Looker's row numbers first: a row without one is a total
 
 
@@ -45,7 +47,7 @@ def write_sheet(
     Excel's limit (`Overflow.parts`: the sheets that continue them, to write next)."""
     headers = sheet.headers
     keys = 2 if sheet.row_numbers else 1
-    overflow = Overflow(sheet.tile, sheet.name, keys, sheet.text_columns, book)
+    overflow = Overflow(sheet.tile, sheet.name, keys, sheet.typing, book)
     # `<dimension>` only when every row is in hand and within Excel's columns.
     dimension = None
     if known is not None and max(map(len, [*headers, *known]), default=0) <= limits.MAX_COLUMNS:
@@ -83,7 +85,7 @@ def _write_rows(
     top = len(sheet.headers)
     width = min(max(len(header) for header in sheet.headers), limits.MAX_COLUMNS)
     cols = cells.letters(width)
-    typed = [i not in sheet.text_columns for i in range(width)]
+    typed = [sheet.typing.get(i, cells.ANY) for i in range(width)]
     row_xml = cells.row_xml
     totals = sheet.row_numbers
     count = last_data = 0
@@ -92,7 +94,7 @@ def _write_rows(
         if len(row) > width:
             if len(row) > limits.MAX_COLUMNS:
                 row = overflow.cut(row, count + top, TOTAL if is_total else DATA)
-            typed += [i not in sheet.text_columns for i in range(width, len(row))]
+            typed += [sheet.typing.get(i, cells.ANY) for i in range(width, len(row))]
             width = max(width, len(row))
             cols = cells.letters(width)
         if is_total:

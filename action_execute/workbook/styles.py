@@ -20,6 +20,10 @@ DATE_STYLE: Final = 2
 DATETIME_STYLE: Final = 3
 DATE_FORMAT: Final = "yyyy-mm-dd"
 DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
+# Looker's timeframes shown as it writes them: month, hour, minute.
+MONTH_FORMAT: Final = "yyyy-mm"
+HOUR_FORMAT: Final = "yyyy-mm-dd hh"
+MINUTE_FORMAT: Final = "yyyy-mm-dd hh:mm"
 _FIRST_CUSTOM_FORMAT_ID: Final = 164  # ids below are Excel's built-in formats
 
 _FONTS: Final = (
