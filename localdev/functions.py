@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from deploy.stage import stage as staged
 from localdev.lifecycle import Service, free_port, wait_until_answering
 from shared.integration import FUNCTIONS
 
@@ -18,12 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def stage(out_dir: Path) -> None:
-    """The same staging deploy.sh does, so a local run serves exactly what would be deployed."""
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "stage.sh"), str(out_dir)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    """The same staging the deploy does, so a local run serves exactly what would be deployed."""
+    staged(ROOT, out_dir, FUNCTIONS)
 
 
 @dataclass

@@ -9,6 +9,7 @@ PY=${PYTHON:-.venv/bin/python}
 # Separately: checked together, mypy loses google.cloud.pubsub_v1 in the google.cloud namespace.
 "$PY" -m mypy --config-file pyproject.toml shared
 "$PY" -m mypy --config-file pyproject.toml localdev
+"$PY" -m mypy --config-file pyproject.toml deploy
 "$PY" -m mypy --config-file pyproject.toml app.py gunicorn.conf.py
 # bench imports localdev and action_execute, checked on their own above and below.
 "$PY" -m mypy --config-file pyproject.toml --follow-imports=silent bench

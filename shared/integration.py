@@ -16,8 +16,8 @@ from shared.buckets import USER_BUCKETS_PARAM
 from shared.errors import ActionError
 from shared.looker import ActionRequest, FormField, FormOption
 
-# The three functions, each a folder with a main.py whose entry point bears its name. (deploy.sh
-# and scripts/ are bash: they name them in their own words, and tests check they agree.)
+# The three functions, each a folder with a main.py whose entry point bears its name (deploy/
+# stages and deploys these).
 FUNCTIONS = ("action_list", "action_form", "action_execute")
 
 NAME = "export_xlsx_to_gcs"

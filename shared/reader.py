@@ -13,7 +13,8 @@ from shared import logs, secrets
 
 Env = Mapping[str, str]
 
-SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # Secret Manager's rule for a secret's name
+SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/[^/]+$")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 from shared.callers import DEFAULT_HOPS, MAX_HOPS, Network, parse_ranges
 from shared.reader import Env, Reader, SettingProblem
 
-TOPIC = re.compile(r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][\w.~+%-]{2,254}$")
+# A project ID, domain-scoped ones (example.com:analytics) included: GCP's rule.
+PROJECT_ID = r"(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+TOPIC = re.compile(rf"^projects/{PROJECT_ID}/topics/[A-Za-z][\w.~+%-]{{2,254}}$")
+# A download host: `host`, `host:port`, `*.domain[:port]` (LOOKER_DOWNLOAD_HOSTS).
+DOWNLOAD_HOST = re.compile(r"^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+# A host name or address alone, as SMTP_HOST takes it: no scheme, no port.
+HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$")
 OBJECT_NAME_FIELDS = frozenset(
     {"subject", "date", "time", "timestamp", "title", "plan_id", "webhook_id", "uid"}
 )
@@ -116,9 +122,20 @@ class ListSettings(CommonSettings):
             max_request_bytes=max_request_bytes,
             form_url=form_url,
             execute_url=execute_url,
-            download_hosts=reader.csv_list("LOOKER_DOWNLOAD_HOSTS"),
+            download_hosts=_download_hosts(reader),
             user_buckets_attribute=_user_buckets_attribute(reader),
         )
+
+
+def _download_hosts(reader: Reader) -> tuple[str, ...]:
+    hosts = reader.csv_list("LOOKER_DOWNLOAD_HOSTS")
+    for host in hosts:
+        if not DOWNLOAD_HOST.match(host):
+            reader.fail(
+                "LOOKER_DOWNLOAD_HOSTS",
+                f"{host!r} is not a host (give host, host:port or *.domain; no scheme or path)",
+            )
+    return hosts
 
 
 def _hub_urls(reader: Reader) -> tuple[str, str]:
@@ -277,6 +294,12 @@ def _smtp(reader: Reader) -> SmtpSettings | None:
     host = reader.text("SMTP_HOST")
     if host is None:
         return None  # the e-mail notice is off
+    if not HOST.match(host):
+        reader.fail(
+            "SMTP_HOST",
+            f"{host!r} is not a host name (give it alone, e.g. smtp.acme.com: no scheme, and the "
+            "port in SMTP_PORT)",
+        )
     # SMTP_PASSWORD has no alias: the name is passed twice.
     password = reader.secret("SMTP_PASSWORD", "SMTP_PASSWORD", "SMTP_PASSWORD_SECRET")
     user = reader.text("SMTP_USER")
@@ -351,7 +374,7 @@ class ExecuteSettings(CommonSettings):
             allowed_buckets=_buckets(reader),
             encryption_key=_encryption_key(reader),
             pubsub_topic=_topic(reader),
-            download_hosts=reader.csv_list("LOOKER_DOWNLOAD_HOSTS"),
+            download_hosts=_download_hosts(reader),
             allow_http_downloads=reader.flag("ALLOW_HTTP_DOWNLOADS"),
             object_name_template=_template(
                 reader, "OBJECT_NAME_TEMPLATE", DEFAULT_OBJECT_NAME_TEMPLATE

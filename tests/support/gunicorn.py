@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
+from deploy.stage import stage
 from localdev.lifecycle import Service, free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE = ROOT / "scripts" / "stage.sh"
 
 
 def dockerfile_cmd(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
@@ -26,9 +26,7 @@ def dockerfile_cmd(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
 
 
 def stage_single(out_dir: Path) -> Path:
-    subprocess.run(
-        ["bash", str(STAGE), str(out_dir), "single"], check=True, stdout=subprocess.DEVNULL
-    )
+    stage(ROOT, out_dir, ["single"])
     return out_dir / "single"
 
 

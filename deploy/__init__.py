@@ -1,0 +1,12 @@
+"""Deploying the action, in Python: options in, gcloud commands out, each function's environment
+checked by that function's own settings loader (shared/settings.py) before anything runs.
+
+- `options`  the option tables' parser and --help
+- `config`   deploy's options and its own rules (flags that go together, sizes, names)
+- `wiring`   each function's environment, checked with shared/settings.py
+- `plan`     the steps: a pure function of the checked deployment
+- `iam`      the roles each resource needs, read by deploy and setup
+- `run`      carrying a plan out, or printing it (--dry-run)
+- `setup`    an empty project made ready (scripts/setup-project.sh)
+- `stage`    the staged source folders (scripts/stage.sh)
+"""

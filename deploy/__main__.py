@@ -1,0 +1,152 @@
+"""`python3 -m deploy [setup | stage] ...`: what ./deploy.sh, scripts/setup-project.sh and
+scripts/stage.sh run. Needs only the python3 (3.11+) beside gcloud: the standard library and the
+project's own shared/, whose settings rules it checks the functions' environments with."""
+
+from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 11):  # noqa: UP036 - run by whatever python3 a deployer has
+    sys.exit(f"deploy: Python 3.11+ is needed (found {sys.version.split()[0]})")
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from deploy import iam, plan, setup
+from deploy.config import OPTIONS
+from deploy.options import UsageError, help_text, parse
+from deploy.run import ROOT, Failed, Runner, need_gcloud
+from deploy.stage import stage
+from deploy.wiring import Deployment, deployment
+
+DEPLOY_INTRO = """
+Deploys the Looker Action's three Cloud Functions (1st gen by default, 2nd gen with --gen2;
+python312, HTTP), or with --single one Cloud Run service (app.py: / the list, /form, /execute).
+Each function's environment is checked first with that function's own settings loader
+(shared/settings.py): what a function would refuse at start is refused here, in its words. Then
+it stages each function (deploy/stage.py), deploys action_form and action_execute, reads their
+URLs, and deploys action_list with them. Every setting is passed in full, so running it again
+converges. The functions allow unauthenticated calls: Looker has no Google credentials, and each
+function checks Looker's token itself.
+"""
+DEPLOY_OUTRO = (
+    "Access (least privilege; --grant-iam adds exactly these, each on its one resource):\n"
+    + (iam.__doc__ or "").split("\n\n", 1)[1]
+    + "\nWhoever deploys needs roles/cloudfunctions.admin (--single: roles/run.sourceDeveloper)\n"
+    "and roles/iam.serviceAccountUser on the runtime service account."
+)
+SETUP_INTRO = setup.__doc__ or ""
+STAGE_USAGE = """Usage: scripts/stage.sh [--root DIR] OUT_DIR [FUNCTION... | single]
+
+Builds a self-contained source folder for each function (default: all three) at OUT_DIR/FUNCTION,
+or with `single` the one-service bundle at OUT_DIR/single (deploy/stage.py says what goes in).
+"""
+
+
+def _warnings(d: Deployment, err: TextIO, prog: str) -> None:
+    if not d.buckets:
+        print(f"{prog}: warning: --allowed-buckets not given: ALLOWED_BUCKETS is left unset on "
+              "action_form and action_execute, so users may type any bucket name; only buckets "
+              "where the service account holds roles/storage.objectCreator + objectViewer will "
+              "work (and --grant-iam grants none)", file=err)  # fmt: skip
+    if not d.download_hosts:
+        print(f"{prog}: warning: --download-hosts not given: LOOKER_DOWNLOAD_HOSTS is left unset, "
+              "and action_execute refuses every download until it lists Looker's host", file=err)  # fmt: skip
+
+
+def _existing_service(d: Deployment, runner: Runner, prog: str) -> str | None:
+    listing = plan.service_list(d)
+    if runner.dry_run:
+        runner.command(listing)
+        runner.say("# (dry run: taken as a first deploy. For an existing service its URL is read "
+                   "here and\n#  set as ACTION_BASE_URL in the deploy, and no update follows.)")  # fmt: skip
+        return None
+    try:
+        found = runner.command(listing)
+    except Failed:
+        print(f"{prog}: warning: could not list the Cloud Run services; deploying {d.service} as "
+              "a new service", file=runner.err)  # fmt: skip
+        return None
+    for line in found.splitlines():
+        name, _, url = line.strip().partition("\t") if "\t" in line else line.strip().partition(" ")
+        if name == d.service and url.strip().startswith("https://"):
+            return url.strip()
+    return None
+
+
+def deploy(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO, prog: str) -> int:
+    if "-h" in argv or "--help" in argv:
+        out.write(help_text(f"{prog} --project=PROJECT --topic=TOPIC [options]", DEPLOY_INTRO,
+                            OPTIONS, DEPLOY_OUTRO))  # fmt: skip
+        return 0
+    d = deployment(parse(OPTIONS, argv, env), Path.cwd())
+    _warnings(d, err, prog)
+    dry = d.on("dry_run")
+    need_gcloud(dry)
+    runner = Runner(dry, out, err)
+    if dry:
+        runner.say(f"# {prog} --dry-run: nothing is staged or deployed; these are the commands.")
+    if d.on("single"):
+        steps = plan.single(d, _existing_service(d, runner, prog))
+    else:
+        steps = plan.functions(d)
+        if dry:
+            runner.say(f"export CLOUDSDK_FUNCTIONS_GEN2={'true' if d.on('gen2') else 'false'}")
+    runner.steps(steps, d.build_dir)
+    if dry:
+        runner.say("# (dry run: the URLs above are placeholders, not read from gcloud)")
+    return 0
+
+
+def set_up(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO, prog: str) -> int:
+    if "-h" in argv or "--help" in argv:
+        out.write(help_text(f"{prog} --project=PROJECT --buckets=B1[,B2] [options]", SETUP_INTRO,
+                            setup.OPTIONS))  # fmt: skip
+        return 0
+    found = setup.checked(parse(setup.OPTIONS, argv, env))
+    dry = found.v.on("dry_run")
+    need_gcloud(dry)
+    runner = setup.SetupRunner(dry, out, err)
+    deploy_sh = "./deploy.sh" if Path.cwd() == ROOT else str(ROOT / "deploy.sh")
+    setup.carry_out(found, runner, deploy_sh, prog)
+    return 0
+
+
+def staged(argv: Sequence[str], out: TextIO) -> int:
+    args = list(argv)
+    if "-h" in args or "--help" in args:
+        out.write(STAGE_USAGE)
+        return 0
+    root = ROOT
+    if args and args[0].startswith("--root"):
+        flag = args.pop(0)
+        root = Path(flag.partition("=")[2] or (args.pop(0) if args else ""))
+    if not args:
+        raise UsageError("OUT_DIR is required (usage: scripts/stage.sh OUT_DIR [FUNCTION...])")
+    targets = args[1:] or ["action_list", "action_form", "action_execute"]
+    for line in stage(root, Path(args[0]), targets):
+        print(line, file=out)
+    return 0
+
+
+def main(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
+    prog = env.get("DEPLOY_PROG", "deploy")
+    out, err = sys.stdout, sys.stderr
+    try:
+        if argv[:1] == ["setup"]:
+            return set_up(argv[1:], env, out, err, env.get("DEPLOY_PROG", "setup"))
+        if argv[:1] == ["stage"]:
+            return staged(argv[1:], out)
+        return deploy(argv, env, out, err, prog)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=err)
+        return 2
+    except Failed as exc:
+        print(f"{prog}: error: {exc}", file=err)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

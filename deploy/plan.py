@@ -1,0 +1,174 @@
+"""The deploy as a plan: a checked `Deployment` in, the steps out (gcloud argument lists, the
+staging, comment lines). A pure function, tested in-process; deploy/run.py carries it out.
+
+A URL known only once something is deployed (a function's trigger URL, the service's URL) is a
+`ref(...)` in the later steps' arguments, filled from the step that reads it; a dry run fills it
+with the placeholder that step names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from deploy import iam
+from deploy.config import RUNTIME, SERVICE_THREADS
+from deploy.wiring import Deployment, Function
+
+DELIMITERS = ";|@#~!*&?%+"
+
+
+def ref(key: str) -> str:
+    return f"\x00{key}\x00"
+
+
+@dataclass(frozen=True)
+class Step:
+    argv: tuple[str, ...] = ()  # a command, or nothing for a comment or the staging
+    read: str = ""  # store the first word of the command's output (an https URL) as ref(read)
+    placeholder: str = ""  # what a dry run takes that URL to be
+    note: str = ""  # a comment line for the reader
+    stage: tuple[str, ...] = ()  # stage these into the build folder
+    env: Mapping[str, str] = field(default_factory=dict)  # for the command's own environment
+
+
+def join_dict(items: Mapping[str, str]) -> str:
+    """KEY=VALUE items for a gcloud dict flag in its alternate delimiter syntax (`gcloud topic
+    escaping`: ^;^A=x,y;B=z), so commas inside values stay: the first delimiter no item holds."""
+    pairs = [f"{k}={v}" for k, v in items.items()]
+    for d in DELIMITERS:
+        if not any(d in pair for pair in pairs):
+            return f"^{d}^" + d.join(pairs)
+    raise ValueError(
+        f"cannot pass these environment values to gcloud: they use every delimiter ({DELIMITERS})"
+    )
+
+
+def _secrets(secrets: Mapping[str, str]) -> str:
+    return ",".join(f"{setting}={name}:latest" for setting, name in secrets.items())
+
+
+def _shown(name: str, secrets: Mapping[str, str], env: Mapping[str, str]) -> list[Step]:
+    lines = [f"# {name}:"]
+    lines += [f"#   secret  {k}={v}:latest" for k, v in secrets.items()]
+    lines += [f"#   env     {k}={v}" for k, v in env.items()]
+    return [Step(note=line) for line in lines]
+
+
+def _grants(d: Deployment) -> list[Step]:
+    if not d.on("grant_iam"):
+        return []
+    secrets = [d.token_secret, d.key_secret]
+    if d.smtp_password_secret:
+        secrets.append(d.smtp_password_secret)
+    runtime = iam.Runtime(
+        d.project, d.service_account, secrets, d.buckets, d.topic, d.on("allow_overwrite")
+    )
+    return [Step(tuple(argv)) for argv in iam.runtime_bindings(runtime)]
+
+
+def _next(d: Deployment, hub: str) -> list[Step]:
+    lines = [
+        "# Next step for the Looker admin:",
+        "#   In Looker, Admin > Platform > Actions > Add Action Hub, enter the hub URL:",
+        f"#     {hub}",
+        "#   As the authorization token, paste the value of the Secret Manager secret",
+        f"#   '{d.token_secret}' (project {d.project}). Read it with:",
+        f"#     gcloud secrets versions access latest --secret={d.token_secret} --project={d.project}",
+    ]  # fmt: skip
+    return [Step(note=line) for line in lines]
+
+
+def _deploy_function(
+    d: Deployment, fn: Function, env: Mapping[str, str], gen: str, pinned: Mapping[str, str]
+) -> Step:
+    env_flag = f"--set-env-vars={join_dict(env)}" if env else "--clear-env-vars"
+    return Step((
+        "gcloud", "functions", "deploy", fn.name, gen, f"--region={d.region}",
+        f"--project={d.project}", f"--runtime={RUNTIME}", "--trigger-http",
+        "--allow-unauthenticated", f"--entry-point={fn.entry_point}",
+        f"--source={d.build_dir / fn.entry_point}", f"--service-account={d.service_account}",
+        f"--memory={fn.memory}", f"--timeout={fn.timeout}", f"--set-secrets={_secrets(fn.secrets)}",
+        env_flag, "--quiet",
+    ), env=pinned)  # fmt: skip
+
+
+def functions(d: Deployment) -> list[Step]:
+    """The three functions: form and execute, their URLs, then the list that names them."""
+    gen2 = d.on("gen2")
+    gen, field_, pinned = ("--gen2", "serviceConfig.uri", "true") if gen2 else (
+        "--no-gen2", "httpsTrigger.url", "false")  # fmt: skip
+    # describe reads the v1 resource (httpsTrigger.url) unless the gen2 property says otherwise,
+    # whatever the user's own gcloud config says: it is pinned for every command.
+    env = {"CLOUDSDK_FUNCTIONS_GEN2": pinned}
+    form, execute, listing = (
+        d.functions[f] for f in ("action_form", "action_execute", "action_list")
+    )
+    urls = {"ACTION_FORM_URL": ref("action_form"), "ACTION_EXECUTE_URL": ref("action_execute")}
+    steps = [Step(note=f"# project {d.project}, region {d.region}, runtime service account "
+                  f"{d.service_account}")]  # fmt: skip
+    for fn in (form, execute):
+        steps += _shown(f"{fn.name} (entry point {fn.entry_point})", fn.secrets, fn.env)
+    shown = {k: f"(URL of {f.name})" for k, f in zip(urls, (form, execute), strict=True)}
+    steps += _shown(
+        f"{listing.name} (entry point action_list)", listing.secrets, shown | listing.env
+    )
+    steps += _grants(d)
+    steps.append(Step(stage=("action_form", "action_execute", "action_list")))
+    for fn in (form, execute):
+        steps.append(_deploy_function(d, fn, fn.env, gen, env))
+    for fn in (form, execute, listing):
+        if fn is listing:
+            steps.append(_deploy_function(d, listing, urls | listing.env, gen, env))
+        describe = ("gcloud", "functions", "describe", fn.name, f"--region={d.region}",
+                    f"--project={d.project}", f"--format=value({field_})")  # fmt: skip
+        placeholder = f"https://{d.region}-{d.project}.cloudfunctions.net/{fn.name}"
+        steps.append(Step(describe, read=fn.entry_point, placeholder=placeholder, env=env))
+    return steps + _next(d, ref("action_list"))
+
+
+def service_list(d: Deployment) -> tuple[str, ...]:
+    """Lists the Cloud Run services: the one service's URL, if it exists already."""
+    return ("gcloud", "run", "services", "list", f"--region={d.region}", f"--project={d.project}",
+            "--format=value(metadata.name,status.url)")  # fmt: skip
+
+
+def _deploy_service(d: Deployment, env: Mapping[str, str]) -> Step:
+    cpu = int(d.service_cpu)
+    return Step((
+        "gcloud", "run", "deploy", d.service, f"--source={d.build_dir / 'single'}",
+        f"--region={d.region}", f"--project={d.project}", f"--service-account={d.service_account}",
+        "--allow-unauthenticated", f"--set-secrets={_secrets(d.service_secrets)}",
+        f"--set-env-vars={join_dict(env)}", f"--memory={d.service_memory}", f"--cpu={cpu}",
+        f"--concurrency={cpu * SERVICE_THREADS}", f"--timeout={d.service_timeout}", "--quiet",
+    ))  # fmt: skip
+
+
+def single(d: Deployment, existing: str | None) -> list[Step]:
+    """The one service (app.py); `existing`: its URL when it is already deployed. A first deploy
+    cannot know its own URL: it reads it after, and sets ACTION_BASE_URL with an update."""
+    env = d.service_env
+    steps = [Step(note=f"# project {d.project}, region {d.region}, runtime service account "
+                  f"{d.service_account}")]  # fmt: skip
+    steps += _shown(f"{d.service} (Cloud Run service: / the action list, /form, /execute)",
+                    d.service_secrets, env | {"ACTION_BASE_URL": f"(URL of {d.service})"})  # fmt: skip
+    steps += _grants(d)
+    steps.append(Step(stage=("single",)))
+    if existing:
+        steps.append(_deploy_service(d, env | {"ACTION_BASE_URL": existing}))
+        return steps + _next(d, existing)
+    steps.append(_deploy_service(d, env))
+    describe = ("gcloud", "run", "services", "describe", d.service, f"--region={d.region}",
+                f"--project={d.project}", "--format=value(status.url)")  # fmt: skip
+    placeholder = f"https://{d.service}-PROJECT_NUMBER.{d.region}.run.app"
+    steps.append(Step(describe, read="service", placeholder=placeholder))
+    update = ("gcloud", "run", "services", "update", d.service, f"--region={d.region}",
+              f"--project={d.project}",
+              f"--update-env-vars={join_dict({'ACTION_BASE_URL': ref('service')})}", "--quiet")  # fmt: skip
+    steps.append(Step(update))
+    return steps + _next(d, ref("service"))
+
+
+def commands(steps: Sequence[Step]) -> list[tuple[str, ...]]:
+    """The gcloud argument lists of a plan, in order."""
+    return [s.argv for s in steps if s.argv]

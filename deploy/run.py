@@ -1,0 +1,97 @@
+"""Carrying a plan out: each command printed (to stderr, `+ ...`) and run, or with --dry-run only
+printed (to stdout, one copy-pastable line each)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from deploy import stage
+from deploy.options import UsageError
+from deploy.plan import Step, ref
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Failed(Exception):
+    """A command failed: the message says which."""
+
+
+def _filled(text: str, urls: Mapping[str, str]) -> str:
+    for key, url in urls.items():
+        text = text.replace(ref(key), url)
+    return text
+
+
+def need_gcloud(dry_run: bool) -> None:
+    if not dry_run and shutil.which("gcloud") is None:
+        raise UsageError(
+            "gcloud not found on PATH: install the Google Cloud SDK "
+            "(https://cloud.google.com/sdk/docs/install), or use --dry-run"
+        )
+
+
+class Runner:
+    def __init__(self, dry_run: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+        self.dry_run = dry_run
+        self.out, self.err = out, err
+        self.urls: dict[str, str] = {}
+
+    def say(self, line: str) -> None:
+        print(_filled(line, self.urls), file=self.out, flush=True)
+
+    def command(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+        """Run `argv` (or print it, with --dry-run); its standard output."""
+        line = shlex.join(argv)
+        if self.dry_run:
+            self.say(line)
+            return ""
+        print(f"+ {line}", file=self.err, flush=True)
+        done = subprocess.run(
+            list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True
+        )
+        if done.returncode:
+            raise Failed(f"this command failed (exit {done.returncode}): {line}")
+        return done.stdout
+
+    def steps(self, steps: Sequence[Step], build_dir: Path) -> None:
+        for step in steps:
+            if step.note:
+                self.say(step.note)
+            elif step.stage:
+                self._stage(build_dir, step.stage)
+            else:
+                argv = [_filled(a, self.urls) for a in step.argv]
+                output = self.command(argv, step.env)
+                if step.read:
+                    self.urls[step.read] = self._url(argv, output, step.placeholder)
+
+    def _stage(self, build_dir: Path, targets: Sequence[str]) -> None:
+        if self.dry_run:
+            self.say(shlex.join([str(ROOT / "scripts" / "stage.sh"), str(build_dir), *targets]))
+            return
+        for line in stage.stage(ROOT, build_dir, targets):
+            print(line, file=self.err)
+
+    def _url(self, argv: Sequence[str], output: str, placeholder: str) -> str:
+        if self.dry_run:
+            return placeholder
+        words = output.split()
+        url = words[0] if words else ""
+        if not url.startswith("https://"):
+            raise Failed(f"{' '.join(argv[:3])} {argv[3]} gave no https URL (got '{url}')")
+        return url
+
+
+def carry_out(
+    runner: Runner, plan: Callable[[], Sequence[Step]], build_dir: Path, header: str
+) -> None:
+    if runner.dry_run:
+        runner.say(header)
+    runner.steps(plan(), build_dir)

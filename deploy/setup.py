@@ -1,0 +1,330 @@
+"""`deploy setup` (scripts/setup-project.sh): an empty Google Cloud project made ready for deploy.
+
+It creates only what is missing (each resource is described first, created only if that fails),
+so running it again is safe: the APIs; each bucket (uniform bucket-level access, public access
+prevention); the topic; the two secrets, each with a first version of fresh randomness made here
+and piped into gcloud (never printed, never in a command line or a file); the runtime service
+account with exactly the roles deploy --grant-iam grants (deploy/iam.py, read by both); with
+--deployer or --github-repo, a CI deployer account; with --github-repo, Workload Identity
+Federation for that repository only. Then it prints the deploy command to run next.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from deploy import iam
+from deploy.options import Option, UsageError, Values
+from deploy.run import Runner
+from shared.buckets import bucket_name_problem
+from shared.reader import SECRET_NAME
+
+APIS = (
+    "cloudfunctions.googleapis.com", "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com", "run.googleapis.com", "secretmanager.googleapis.com",
+    "storage.googleapis.com", "pubsub.googleapis.com", "iam.googleapis.com",
+)  # fmt: skip
+_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+POOL = "locations/global/workloadIdentityPools/github"
+RETRIES, RETRY_SECONDS = 5, 10.0  # a service account created seconds ago takes a moment to appear
+# Each secret's first value: the Python a dry run prints, and the same made here.
+MAKERS: dict[str, tuple[str, Callable[[], str]]] = {
+    "token": ("secrets.token_hex(32)", lambda: secrets.token_hex(32)),
+    "key": (
+        "base64.b64encode(secrets.token_bytes(32)).decode()",
+        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    ),
+}
+
+
+OPTIONS = (
+    Option("--project", ("GOOGLE_CLOUD_PROJECT", "PROJECT"), help="the project ID. Required."),
+    Option("--buckets", ("ALLOWED_BUCKETS",), help="bucket names exports may go to. Required."),
+    Option("--location", ("BUCKET_LOCATION",), help="where new buckets live (default: the region)"),
+    Option("--region", ("REGION",), "us-central1", "passed on to deploy"),
+    Option("--topic", ("PUBSUB_TOPIC",), "looker-exports", "a bare topic name"),
+    Option("--service-account", ("SERVICE_ACCOUNT",), "looker-action", "the runtime account's name "
+      "or e-mail"),
+    Option("--token-secret", ("TOKEN_SECRET",), "looker-action-token", "the token's secret"),
+    Option("--key-secret", ("KEY_SECRET",), "gcs-encryption-key", "the encryption key's secret"),
+    Option("--deployer", ("DEPLOYER",), help="also create the CI deployer account", switch=True),
+    Option("--deployer-account", ("DEPLOYER_ACCOUNT",), "looker-action-deployer", "its name"),
+    Option("--github-repo", ("GITHUB_REPO",), help="OWNER/REPO: set up GitHub Actions (a deployer "
+      "account and Workload Identity Federation)"),
+    Option("--download-hosts", ("LOOKER_DOWNLOAD_HOSTS",), help="only put into the printed deploy "
+      "command (your Looker host)"),
+    Option("--dry-run", ("DRY_RUN",), help="print every command instead of running it (a script you "
+      "could paste); runs no gcloud and makes no secret value", switch=True),
+)  # fmt: skip
+BACKUP = """
+!!! ======================================================================
+!!! BACK UP THE ENCRYPTION KEY NOW.
+!!! Every export is encrypted with the key in secret '{secret}'.
+!!! Google keeps no copy of it: if that secret (or the version an export
+!!! used) is deleted or destroyed, those workbooks can never be read again.
+!!! Copy it into a password manager or vault, offline, now:
+!!!   gcloud secrets versions access latest --secret={secret} --project={project}
+!!! Never destroy old versions; to rotate, add a version and keep the old ones.
+!!! ======================================================================
+"""
+
+
+@dataclass(frozen=True)
+class Setup:
+    v: Values
+    project: str
+    buckets: tuple[str, ...]
+    location: str
+    account: str  # the runtime account's e-mail
+    deployer: str | None  # the deployer account's e-mail, with --deployer or --github-repo
+
+    def __getattr__(self, key: str) -> str:
+        return self.v[key]
+
+
+def checked(v: Values) -> Setup:
+    project = v["project"]
+    if not project:
+        raise UsageError("--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)")
+    if not _PROJECT.match(project):
+        raise UsageError(f"--project '{project}' is not a valid project ID")
+    buckets = tuple(b.strip() for b in v["buckets"].split(",") if b.strip())
+    if not buckets:
+        raise UsageError(
+            f"--buckets is required: the bucket(s) exports go to, e.g. --buckets={project}-looker-exports"
+        )
+    for bucket in buckets:
+        problem = bucket_name_problem(bucket)  # the functions' own rule (ALLOWED_BUCKETS)
+        if problem:
+            raise UsageError(f"--buckets (ALLOWED_BUCKETS: {bucket!r}: {problem})")
+    account = v["service_account"]
+    name = account.partition("@")[0]
+    email = account if "@" in account else f"{name}@{project}.iam.gserviceaccount.com"
+    if email != f"{name}@{project}.iam.gserviceaccount.com":
+        raise UsageError(
+            f"--service-account '{email}' must be an account of project {project} "
+            f"(NAME@{project}.iam.gserviceaccount.com)"
+        )
+    for flag, value in (("--service-account", name), ("--deployer-account", v["deployer_account"])):
+        if not _ACCOUNT.match(value):
+            raise UsageError(
+                f"{flag} '{value}' is not a service account name (6-30 of a-z, 0-9, '-')"
+            )
+    if v["deployer_account"] == name:
+        raise UsageError("--deployer-account must differ from --service-account")
+    for flag in ("--token-secret", "--key-secret"):
+        if not SECRET_NAME.match(v[flag[2:].replace("-", "_")]):
+            raise UsageError(f"{flag} '{v[flag[2:].replace('-', '_')]}' is not a Secret Manager "
+                             "secret name (letters, digits, '-', '_')")  # fmt: skip
+    if v["token_secret"] == v["key_secret"]:
+        raise UsageError("--token-secret and --key-secret must differ")
+    if v["github_repo"] and not _REPO.match(v["github_repo"]):
+        raise UsageError(f"--github-repo '{v['github_repo']}' must be OWNER/REPO as on GitHub")
+    if not re.fullmatch(r"[a-z]+-[a-z]+[0-9]+", v["region"]):
+        raise UsageError(f"--region '{v['region']}' is not a region name (e.g. us-central1)")
+    location = v["location"] or v["region"]
+    if not re.fullmatch(r"[A-Za-z0-9-]+", location):
+        raise UsageError(f"--location '{location}' is not a bucket location (e.g. us-central1, EU)")
+    if not re.fullmatch(r"[A-Za-z][\w.~+%-]{2,254}", v["topic"]):
+        raise UsageError(f"--topic '{v['topic']}' must be a bare topic name")
+    deployer = v.on("deployer") or bool(v["github_repo"])
+    deployer_email = f"{v['deployer_account']}@{project}.iam.gserviceaccount.com"
+    return Setup(v, project, buckets, location, email, deployer_email if deployer else None)
+
+
+class SetupRunner(Runner):
+    """The runner, with set-up's own kinds of step: create if missing, a secret's first value,
+    a binding retried while a new account appears."""
+
+    def ensure(self, what: str, describe: list[str], create: list[str]) -> None:
+        if self.dry_run:
+            self.say(f"{shlex.join(describe)} >/dev/null 2>&1 || {shlex.join(create)}")
+            return
+        found = subprocess.run(describe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if found.returncode == 0:
+            self.say(f"# {what} exists: left as it is")
+            return
+        self.command(create)
+        self.say(f"# {what} created")
+
+    def secret_value(self, secret: str, project: str, what: str, kind: str) -> bool:
+        """A first version of fresh randomness (MAKERS[kind]) unless the secret has an enabled
+        one; whether one was made."""
+        code, make = MAKERS[kind]
+        listing = ["gcloud", "secrets", "versions", "list", secret, f"--project={project}",
+                   "--filter=state:enabled", "--limit=1", "--format=value(name)"]  # fmt: skip
+        add = [
+            "gcloud",
+            "secrets",
+            "versions",
+            "add",
+            secret,
+            f"--project={project}",
+            "--data-file=-",
+        ]
+        maker = ["python3", "-c", f'import base64, secrets; print({code}, end="")']
+        if self.dry_run:
+            self.say(
+                f'[ -n "$({shlex.join(listing)})" ] || {shlex.join(maker)} | {shlex.join(add)}'
+            )
+            return True
+        if self.command(listing).strip():
+            self.say(f"# secret {secret} already has an enabled version: kept (no new {what} made)")
+            return False
+        value = make()
+        print(f"+ {shlex.join(maker)} | {shlex.join(add)}", file=self.err)
+        done = subprocess.run(add, input=value, text=True, stdout=subprocess.DEVNULL)
+        if done.returncode:
+            raise UsageError(f"could not add a version to secret {secret}")
+        self.say(f"# secret {secret}: a new {what} was generated and stored (not shown)")
+        return True
+
+    def retried(self, argv: list[str]) -> None:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                self.command(argv)
+                return
+            except Exception:
+                if self.dry_run or attempt == RETRIES:
+                    raise
+            print(f"setup: retrying in {RETRY_SECONDS:g}s (a new service account takes a moment "
+                  "to appear)", file=self.err)  # fmt: skip
+            time.sleep(RETRY_SECONDS)
+
+
+def _step(runner: Runner, title: str) -> None:
+    runner.say(f"\n# {title}")
+
+
+def _resources(s: Setup, r: SetupRunner) -> None:
+    p = f"--project={s.project}"
+    apis = list(APIS)
+    apis += ["cloudresourcemanager.googleapis.com"] if s.deployer else []
+    apis += ["iamcredentials.googleapis.com", "sts.googleapis.com"] if s.github_repo else []
+    _step(r, "1. APIs")
+    r.command(["gcloud", "services", "enable", *apis, p])
+    _step(r, "2. Buckets (uniform bucket-level access, public access prevention)")
+    for b in s.buckets:
+        r.ensure(f"bucket gs://{b}",
+                 ["gcloud", "storage", "buckets", "describe", f"gs://{b}", p, "--format=value(name)"],
+                 ["gcloud", "storage", "buckets", "create", f"gs://{b}", p, f"--location={s.location}",
+                  "--uniform-bucket-level-access", "--public-access-prevention"])  # fmt: skip
+    _step(r, "3. Pub/Sub topic")
+    r.ensure(f"topic {s.topic}",
+             ["gcloud", "pubsub", "topics", "describe", s.topic, p, "--format=value(name)"],
+             ["gcloud", "pubsub", "topics", "create", s.topic, p])  # fmt: skip
+    _step(r, "4. Secrets (values generated here, never shown)")
+    for secret in (s.token_secret, s.key_secret):
+        r.ensure(f"secret {secret}",
+                 ["gcloud", "secrets", "describe", secret, p, "--format=value(name)"],
+                 ["gcloud", "secrets", "create", secret, p, "--replication-policy=automatic"])  # fmt: skip
+    r.secret_value(s.token_secret, s.project, "Looker action token", "token")
+    if r.secret_value(s.key_secret, s.project, "encryption key", "key"):
+        print(BACKUP.format(secret=s.key_secret, project=s.project), file=r.err)
+
+
+def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
+    p = f"--project={s.project}"
+    _step(r, f"5. Runtime service account and its roles (exactly what {deploy} --grant-iam grants)")
+    r.ensure(f"service account {s.account}",
+             ["gcloud", "iam", "service-accounts", "describe", s.account, p, "--format=value(email)"],
+             ["gcloud", "iam", "service-accounts", "create", s.account.partition("@")[0], p,
+              "--display-name=Looker GCS export action",
+              "--description=Runtime identity of the Looker XLSX export Cloud Functions"])  # fmt: skip
+    topic = f"projects/{s.project}/topics/{s.topic}"
+    runtime = iam.Runtime(s.project, s.account, [s.token_secret, s.key_secret], s.buckets, topic)
+    for argv in iam.runtime_bindings(runtime):
+        r.retried(argv)
+    if s.deployer is None:
+        return
+    _step(r, "6. Deployer service account for CI")
+    r.ensure(f"service account {s.deployer}",
+             ["gcloud", "iam", "service-accounts", "describe", s.deployer, p, "--format=value(email)"],
+             ["gcloud", "iam", "service-accounts", "create", s.deployer_account, p,
+              "--display-name=Looker GCS export deployer (CI)",
+              "--description=Runs deploy.sh from Cloud Build or GitHub Actions"])  # fmt: skip
+    for argv in iam.deployer_bindings(s.project, s.deployer, s.account):
+        r.retried(argv)
+
+
+def _github(s: Setup, r: SetupRunner) -> None:
+    p, repo = f"--project={s.project}", s.github_repo
+    _step(r, f"7. Workload Identity Federation for GitHub Actions ({repo}; no key files)")
+    where = [p, "--location=global"]
+    r.ensure("workload identity pool github",
+             ["gcloud", "iam", "workload-identity-pools", "describe", "github", *where,
+              "--format=value(name)"],
+             ["gcloud", "iam", "workload-identity-pools", "create", "github", *where,
+              "--display-name=GitHub Actions"])  # fmt: skip
+    provider = [*where, "--workload-identity-pool=github"]
+    r.ensure("OIDC provider github",
+             ["gcloud", "iam", "workload-identity-pools", "providers", "describe", "github",
+              *provider, "--format=value(name)"],
+             ["gcloud", "iam", "workload-identity-pools", "providers", "create-oidc", "github",
+              *provider, "--display-name=GitHub",
+              "--issuer-uri=https://token.actions.githubusercontent.com",
+              "--attribute-mapping=google.subject=assertion.sub,attribute.repository=assertion.repository",
+              f"--attribute-condition=assertion.repository=='{repo}'"])  # fmt: skip
+    number_cmd = ["gcloud", "projects", "describe", s.project, "--format=value(projectNumber)"]
+    binding = ["gcloud", "iam", "service-accounts", "add-iam-policy-binding", str(s.deployer), p,
+               f"--role={iam.WORKLOAD_IDENTITY_USER}"]  # fmt: skip
+    member = f"--member=principalSet://iam.googleapis.com/projects/{{}}/{POOL}/attribute.repository/{repo}"
+    if r.dry_run:  # printed for the reader's shell, which sets and expands $PROJECT_NUMBER
+        number = "${PROJECT_NUMBER}"
+        r.say(f"PROJECT_NUMBER=$({shlex.join(number_cmd)})")
+        r.say(f'{shlex.join(binding)} "{member.format(number)}" --quiet')
+    else:
+        number = r.command(number_cmd).strip()
+        if not number.isdigit():
+            raise UsageError(f"gcloud gave no project number for {s.project} (got '{number}')")
+        r.retried([*binding, member.format(number), "--quiet"])
+    r.say(
+        "# Set these repository variables on GitHub (Settings > Secrets and variables > Actions >"
+    )
+    r.say("# Variables; none is a secret), e.g. with the gh CLI:")
+    for name, value in (
+        ("GCP_PROJECT", s.project),
+        ("GCP_WORKLOAD_IDENTITY_PROVIDER", f"projects/{number}/{POOL}/providers/github"),
+        ("GCP_DEPLOY_SERVICE_ACCOUNT", str(s.deployer)), ("GCP_REGION", s.region),
+        ("PUBSUB_TOPIC", s.topic), ("RUNTIME_SERVICE_ACCOUNT", s.account),
+        ("ALLOWED_BUCKETS", ",".join(s.buckets)),
+        ("LOOKER_DOWNLOAD_HOSTS", s.download_hosts or "YOUR-INSTANCE.cloud.looker.com"),
+    ):  # fmt: skip
+        r.say(f"#   gh variable set {name} --repo {repo} --body {value}")
+
+
+def deploy_command(s: Setup, deploy: str) -> list[str]:
+    """The deploy command to run next, with what was set up."""
+    return [deploy, f"--project={s.project}", f"--topic={s.topic}", f"--region={s.region}",
+            f"--service-account={s.account}", f"--token-secret={s.token_secret}",
+            f"--key-secret={s.key_secret}", f"--allowed-buckets={','.join(s.buckets)}",
+            f"--download-hosts={s.download_hosts or 'YOUR-INSTANCE.cloud.looker.com'}"]  # fmt: skip
+
+
+def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> None:
+    if r.dry_run:
+        r.say(f"# {prog} --dry-run: nothing is created; these are the commands.")
+    r.say(f"# project {s.project}: buckets {' '.join(s.buckets)} ({s.location}), topic {s.topic}, "
+          f"account {s.account}")  # fmt: skip
+    _resources(s, r)
+    _accounts(s, r, deploy)
+    if s.github_repo:
+        _github(s, r)
+    _step(r, "Done. Next step: deploy the functions")
+    r.say(f"#   {shlex.join(deploy_command(s, deploy))}")
+    r.say(
+        "# It prints the hub URL to enter in Looker (Admin > Platform > Actions > Add Action Hub),"
+    )
+    r.say("# with the token read by:")
+    r.say(
+        f"#   gcloud secrets versions access latest --secret={s.token_secret} --project={s.project}"
+    )

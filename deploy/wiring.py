@@ -1,0 +1,208 @@
+"""What each function is given, and its check by the function's own settings loader.
+
+Each function's environment is built as a mapping, then read by that function's loader
+(shared/settings.py: `ListSettings`, `FormSettings`, `ExecuteSettings`) exactly as an instance
+reads it at start. What it would refuse is refused here, in its words, naming the flag the admin
+typed and the setting it feeds. Values wired from Secret Manager are unknown at deploy time: a
+stand-in is checked in their place (their secrets' names are checked as names), and so are the
+functions' URLs, which exist only once they are deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.config import (
+    EMAIL,
+    FEEDS,
+    GEN1_MAX_TIMEOUT,
+    GEN2_MAX_TIMEOUT,
+    RUNTIME_PATHS,
+    SECRET_SETTINGS,
+    SERVICE_THREADS,
+    check_flags,
+    extra_env,
+    items,
+    seconds,
+)
+from deploy.options import UsageError, Values
+from shared import settings
+from shared.integration import FUNCTIONS
+from shared.settings import ExecuteSettings, FormSettings, ListSettings
+
+_STAND_INS = {
+    "LOOKER_ACTION_TOKEN": "stand-in-for-the-secret",
+    "GCS_ENCRYPTION_KEY": base64.b64encode(bytes(32)).decode(),
+    "SMTP_PASSWORD": "stand-in-for-the-secret",
+    "ACTION_FORM_URL": "https://stand-in.example/action_form",
+    "ACTION_EXECUTE_URL": "https://stand-in.example/action_execute",
+    "ACTION_BASE_URL": "https://stand-in.example",
+}
+_LOADERS = {
+    "action_list": ListSettings.read,
+    "action_form": FormSettings.read,
+    "action_execute": ExecuteSettings.read,
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    entry_point: str
+    name: str  # as deployed (with --prefix)
+    memory: str
+    timeout: str
+    secrets: dict[str, str]  # SETTING -> secret name, wired as NAME:latest
+    env: dict[str, str]  # without the URLs known only after the other deploys
+
+
+@dataclass(frozen=True)
+class Deployment:
+    values: Values
+    project: str
+    topic: str
+    service_account: str
+    buckets: tuple[str, ...]
+    functions: dict[str, Function]  # by entry point: action_list, action_form, action_execute
+    service_secrets: dict[str, str]  # --single: the one service's
+    service_env: dict[str, str]
+    build_dir: Path
+
+    def __getattr__(self, key: str) -> str:  # the options' values: deployment.region, ...
+        return self.values[key]
+
+    def on(self, key: str) -> bool:
+        return self.values.on(key)
+
+
+def _service_account(v: Values) -> str:
+    account = v["service_account"]
+    if not account:
+        project = v["project"]
+        if ":" in project:  # a domain-scoped project, example.com:proj
+            domain, _, name = project.partition(":")
+            return f"looker-action@{name}.{domain}.iam.gserviceaccount.com"
+        return f"looker-action@{project}.iam.gserviceaccount.com"
+    if not EMAIL.match(account):
+        raise UsageError(f"--service-account '{account}' is not a service account email")
+    return account
+
+
+def _shared_env(v: Values, buckets: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """The settings each function gets from the options (ALLOWED_SOURCE_RANGES and the like)."""
+    everyone = {
+        name: v[key]
+        for name, key in (
+            ("ALLOWED_SOURCE_RANGES", "allowed_source_ranges"),
+            ("TRUSTED_PROXY_HOPS", "trusted_proxy_hops"),
+            ("LOOKER_INSTANCE_ID", "looker_instance_id"),
+            ("USER_BUCKETS_ATTRIBUTE", "user_buckets_attribute"),
+        )
+        if v[key]
+    }
+    chooses = {"ALLOWED_BUCKETS": ",".join(buckets)} if buckets else {}
+    chooses |= everyone
+    if v.on("allow_overwrite"):
+        chooses["ALLOW_OVERWRITE"] = "1"
+    hosts = {"LOOKER_DOWNLOAD_HOSTS": ",".join(items(v["download_hosts"]))}
+    hosts = {k: h for k, h in hosts.items() if h}
+    return {
+        "action_form": dict(chooses),
+        "action_execute": {"PUBSUB_TOPIC": "", **chooses, **hosts},
+        "action_list": {**hosts, **everyone},
+    }
+
+
+def _execute_env(v: Values, env: dict[str, str], topic: str, timeout: str) -> dict[str, str]:
+    env["PUBSUB_TOPIC"] = topic
+    if v["object_name_template"]:
+        env["OBJECT_NAME_TEMPLATE"] = v["object_name_template"]
+    if v["smtp_host"]:
+        env |= {"SMTP_HOST": v["smtp_host"], "SMTP_FROM": v["smtp_from"]}
+        env |= {k: v[key] for k, key in (("SMTP_PORT", "smtp_port"), ("SMTP_USER", "smtp_user"))
+                if v[key]}  # fmt: skip
+    env |= extra_env(v)
+    # The platform's timeout: the export's time budget (README "Size and time").
+    env["FUNCTION_TIMEOUT_SECONDS"] = timeout.removesuffix("s")
+    return env
+
+
+def deployment(v: Values, cwd: Path) -> Deployment:
+    """The deployment the options describe, checked: UsageError names what is wrong."""
+    check_flags(v)
+    project = v["project"]
+    topic = v["topic"] if "/" in v["topic"] else f"projects/{project}/topics/{v['topic']}"
+    buckets = items(v["allowed_buckets"])
+    gen2 = v.on("gen2")
+    most = GEN2_MAX_TIMEOUT if gen2 else GEN1_MAX_TIMEOUT
+    why = "2nd gen maximum" if gen2 else f"1st gen maximum; --gen2 allows {GEN2_MAX_TIMEOUT}s"
+    timeout = seconds("--timeout", v["timeout"], most, why)
+    execute_timeout = seconds("--execute-timeout", v["execute_timeout"] or f"{most}s", most, why)
+    service_timeout = seconds(
+        "--service-timeout", v["service_timeout"], GEN2_MAX_TIMEOUT, "the Cloud Run maximum"
+    )
+    envs = _shared_env(v, buckets)
+    limit = service_timeout if v.on("single") else execute_timeout
+    envs["action_execute"] = _execute_env(v, envs["action_execute"], topic, limit)
+    token = {"LOOKER_ACTION_TOKEN": v["token_secret"]}
+    execute_secrets = token | {"GCS_ENCRYPTION_KEY": v["key_secret"]}
+    if v["smtp_password_secret"]:
+        execute_secrets["SMTP_PASSWORD"] = v["smtp_password_secret"]
+    memory = {"action_execute": v["execute_memory"]}
+    timeouts = {"action_execute": execute_timeout}
+    functions = {
+        fn: Function(
+            fn,
+            v["prefix"] + fn,
+            memory.get(fn, v["memory"]),
+            timeouts.get(fn, timeout),
+            execute_secrets if fn == "action_execute" else token,
+            envs[fn],
+        )
+        for fn in ("action_form", "action_execute", "action_list")
+    }
+    cpu = v["service_cpu"]
+    service_env = envs["action_execute"] | {
+        "WEB_CONCURRENCY": cpu,
+        "GUNICORN_THREADS": str(SERVICE_THREADS),
+    }
+    build = (
+        Path(v["build_dir"]) if v["build_dir"] else Path(__file__).resolve().parent.parent / "build"
+    )
+    found = Deployment(
+        v, project, topic, _service_account(v), buckets, functions, execute_secrets, service_env,
+        build if build.is_absolute() else cwd / build,
+    )  # fmt: skip
+    check_settings(found)
+    return found
+
+
+def _checked_env(env: Mapping[str, str], secrets: Mapping[str, str], urls: bool) -> dict[str, str]:
+    checked = {k: value for k, value in env.items() if k not in RUNTIME_PATHS}
+    checked |= {name: _STAND_INS[name] for name in secrets}
+    if urls:
+        checked |= {k: _STAND_INS[k] for k in ("ACTION_FORM_URL", "ACTION_EXECUTE_URL")}
+    return checked
+
+
+def problems(found: Deployment) -> list[str]:
+    """What each function's own loader refuses in what it would be given, as `--flag (SETTING:
+    problem)`, in the words the function logs at start; each once."""
+    seen: dict[str, None] = {}
+    for fn in FUNCTIONS:
+        function = found.functions[fn]
+        env = _checked_env(function.env, function.secrets, urls=fn == "action_list")
+        for problem in settings.load(_LOADERS[fn], env).problems:
+            flag = FEEDS.get(problem.name) or SECRET_SETTINGS.get(problem.name) or "--execute-env"
+            seen[f"{flag} ({problem})"] = None
+    return list(seen)
+
+
+def check_settings(found: Deployment) -> None:
+    refused = problems(found)
+    if refused:
+        raise UsageError(
+            "the functions would refuse this configuration at start:\n  " + "\n  ".join(refused)
+        )
