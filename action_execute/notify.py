@@ -17,7 +17,7 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
 from shared import logs
-from shared.settings import SmtpSettings
+from shared.mail import SmtpSettings
 
 from budget import shown
 from record import Export

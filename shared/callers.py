@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from shared.reader import Reader
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -58,3 +61,30 @@ def caller_address(forwarded_for: Sequence[str], peer: str | None, hops: int) ->
 
 def allowed(address: Address | None, ranges: Sequence[Network]) -> bool:
     return address is not None and any(address in network for network in ranges)
+
+
+def _source_ranges(reader: Reader) -> tuple[Network, ...]:
+    """ALLOWED_SOURCE_RANGES: CIDR ranges, IPv4 and IPv6; when set, every other caller is refused."""
+    networks, problems = parse_ranges(reader.csv_list("ALLOWED_SOURCE_RANGES"))
+    for problem in problems:
+        reader.fail("ALLOWED_SOURCE_RANGES", problem)
+    return networks
+
+
+@dataclass(frozen=True)
+class Callers:
+    """Who may call (shared/callers.py): the ranges, where the address is, the Looker instance."""
+
+    source_ranges: tuple[Network, ...] = ()  # empty: any address
+    trusted_proxy_hops: int = DEFAULT_HOPS
+    instance_id: str | None = None  # LOOKER_INSTANCE_ID: X-Looker-Instance must match
+
+    @classmethod
+    def read(cls, reader: Reader) -> Callers:
+        return cls(
+            source_ranges=_source_ranges(reader),
+            trusted_proxy_hops=reader.integer(
+                "TRUSTED_PROXY_HOPS", DEFAULT_HOPS, minimum=0, maximum=MAX_HOPS
+            ),
+            instance_id=reader.text("LOOKER_INSTANCE_ID"),
+        )

@@ -12,17 +12,16 @@ import base64
 import binascii
 import os
 import re
-import ssl
 import string
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
-from shared.callers import DEFAULT_HOPS, MAX_HOPS, Network, parse_ranges
+from shared.callers import Callers
+from shared.mail import SmtpSettings, read_smtp
 from shared.reader import Env, Reader, SettingProblem
 
 # A project ID, domain-scoped ones (example.com:analytics) included: GCP's rule.
@@ -30,8 +29,6 @@ PROJECT_ID = r"(?:[a-z0-9][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
 TOPIC = re.compile(rf"^projects/{PROJECT_ID}/topics/[A-Za-z][\w.~+%-]{{2,254}}$")
 # A download host: `host`, `host:port`, `*.domain[:port]` (LOOKER_DOWNLOAD_HOSTS).
 DOWNLOAD_HOST = re.compile(r"^(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
-# A host name or address alone, as SMTP_HOST takes it: no scheme, no port.
-HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$")
 OBJECT_NAME_FIELDS = frozenset(
     {"subject", "date", "time", "timestamp", "title", "plan_id", "webhook_id", "uid"}
 )
@@ -56,33 +53,6 @@ def _max_request_bytes(reader: Reader) -> int:
     return reader.integer(
         "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=250 * 1024 * 1024
     )
-
-
-def _source_ranges(reader: Reader) -> tuple[Network, ...]:
-    """ALLOWED_SOURCE_RANGES: CIDR ranges, IPv4 and IPv6; when set, every other caller is refused."""
-    networks, problems = parse_ranges(reader.csv_list("ALLOWED_SOURCE_RANGES"))
-    for problem in problems:
-        reader.fail("ALLOWED_SOURCE_RANGES", problem)
-    return networks
-
-
-@dataclass(frozen=True)
-class Callers:
-    """Who may call (shared/callers.py): the ranges, where the address is, the Looker instance."""
-
-    source_ranges: tuple[Network, ...] = ()  # empty: any address
-    trusted_proxy_hops: int = DEFAULT_HOPS
-    instance_id: str | None = None  # LOOKER_INSTANCE_ID: X-Looker-Instance must match
-
-    @classmethod
-    def read(cls, reader: Reader) -> Callers:
-        return cls(
-            source_ranges=_source_ranges(reader),
-            trusted_proxy_hops=reader.integer(
-                "TRUSTED_PROXY_HOPS", DEFAULT_HOPS, minimum=0, maximum=MAX_HOPS
-            ),
-            instance_id=reader.text("LOOKER_INSTANCE_ID"),
-        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -254,75 +224,6 @@ class Limits:
 
 
 @dataclass(frozen=True, repr=False)
-class SmtpSettings:
-    """Where the optional e-mail notice goes out; present only when SMTP_HOST is set."""
-
-    host: str
-    port: int
-    sender: str
-    user: str | None
-    password: str | None
-    starttls: bool
-    ca_file: str | None  # PEM file to trust instead of the system CAs (a private relay, tests)
-
-    def __repr__(self) -> str:  # never show the password
-        return f"SmtpSettings({self.host}:{self.port})"
-
-
-def _smtp_from(reader: Reader) -> str:
-    sender = reader.text("SMTP_FROM")
-    if sender is None:
-        reader.fail("SMTP_FROM", "is not set (the notice's From address; needed with SMTP_HOST)")
-        return ""
-    address = parseaddr(sender)[1]
-    if "@" not in address or any(c in sender for c in "\r\n"):
-        reader.fail("SMTP_FROM", f"must be an e-mail address, got {sender!r}")
-    return sender
-
-
-def _smtp_ca_file(reader: Reader) -> str | None:
-    ca_file = reader.text("SMTP_CA_FILE")
-    if ca_file is not None:
-        try:
-            ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            reader.fail("SMTP_CA_FILE", f"is not a readable PEM certificate file ({exc})")
-    return ca_file
-
-
-def _smtp(reader: Reader) -> SmtpSettings | None:
-    host = reader.text("SMTP_HOST")
-    if host is None:
-        return None  # the e-mail notice is off
-    if not HOST.match(host):
-        reader.fail(
-            "SMTP_HOST",
-            f"{host!r} is not a host name (give it alone, e.g. smtp.acme.com: no scheme, and the "
-            "port in SMTP_PORT)",
-        )
-    # SMTP_PASSWORD has no alias: the name is passed twice.
-    password = reader.secret("SMTP_PASSWORD", "SMTP_PASSWORD", "SMTP_PASSWORD_SECRET")
-    user = reader.text("SMTP_USER")
-    starttls = reader.text("SMTP_STARTTLS") is None or reader.flag("SMTP_STARTTLS")
-    secret_failed = any(p.name == "SMTP_PASSWORD_SECRET" for p in reader.problems)
-    if user and password is None and not secret_failed:
-        reader.fail("SMTP_PASSWORD", "is not set (nor SMTP_PASSWORD_SECRET) but SMTP_USER is")
-    if password and not user:
-        reader.fail("SMTP_USER", "is not set but an SMTP password is")
-    if user and not starttls:
-        reader.fail("SMTP_STARTTLS", "is 0 with SMTP_USER set: the password would go in clear")
-    return SmtpSettings(
-        host=host,
-        port=reader.integer("SMTP_PORT", 587, minimum=1, maximum=65535),
-        sender=_smtp_from(reader),
-        user=user,
-        password=password,
-        starttls=starttls,
-        ca_file=_smtp_ca_file(reader),
-    )
-
-
-@dataclass(frozen=True, repr=False)
 class ExecuteSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
     encryption_key: bytes
@@ -393,7 +294,7 @@ class ExecuteSettings(CommonSettings):
                 "XLSX_COMPRESSION_LEVEL", 6, minimum=1, maximum=9
             ),
             limits=limits,
-            smtp=_smtp(reader),
+            smtp=read_smtp(reader),
         )
 
 

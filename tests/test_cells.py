@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from workbook import cells, layout
 from workbook.cells import BLANK, DATE, DATETIME, NUMBER, TEXT
+from workbook.columns import code_columns
 
 # (source text, kind, value written as <v> / kept as text)
 CASES: list[tuple[str, int, str]] = [
@@ -226,7 +227,7 @@ def test_lookers_injection_guard(text: str, kind: int, value: str) -> None:
 )
 def test_columns_of_codes(columns: list[list[str]], codes: set[int]) -> None:
     rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
-    assert cells.code_columns(rows) == frozenset(codes)
+    assert code_columns(rows) == frozenset(codes)
 
 
 def test_a_column_of_codes_is_text_throughout_and_other_columns_are_not() -> None:

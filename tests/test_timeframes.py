@@ -14,7 +14,7 @@ from tests.support.office import shown
 from tests.support.world import sheets_by_calamine, sheets_by_openpyxl
 
 import workbook
-from workbook import cells
+from workbook import cells, columns
 
 # (timeframe, what Looker writes, the value a reader should see: a date, or the text itself)
 TABLE: list[tuple[str, str, Any]] = [
@@ -76,11 +76,11 @@ def test_the_column_decides_not_the_cell() -> None:
     "text", ["2014-13", "2014-00", "2014-9", "2014-09-31 17", "2014-09-03 24", "0999-09"]
 )
 def test_what_is_no_month_or_hour_stays_text(text: str) -> None:
-    assert cells.timeframe_columns([[text], ["2014-09"]]) == {}
+    assert columns.timeframe_columns([[text], ["2014-09"]]) == {}
 
 
 def test_blanks_do_not_decide() -> None:
-    assert cells.timeframe_columns([["2014-09", ""], ["", "2014-09-03 17"]]) == {
+    assert columns.timeframe_columns([["2014-09", ""], ["", "2014-09-03 17"]]) == {
         0: cells.MONTH,
         1: cells.HOUR,
     }

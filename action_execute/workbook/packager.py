@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import IO, cast
 
-from . import cells, deflate, formats, layout, limits, parts, pipe, theme
+from . import columns, deflate, layout, limits, parts, pipe, theme
 from .book import Book
 from .limits import SheetSummary, WorkbookError
 from .names import SheetNamer
@@ -62,15 +62,6 @@ def write_workbook(
     finally:
         deflater.close()
     return book.summaries
-
-
-def _typing(sample: Sequence[Sequence[str]]) -> dict[int, int]:
-    """How each column is typed, from the tile's first rows, where not cell by cell."""
-    text = cells.code_columns(sample) | formats.other_locale_columns(sample)
-    timeframes = cells.timeframe_columns(sample)
-    return {i: cells.TEXT_COLUMN for i in text} | {
-        i: shape for i, shape in timeframes.items() if i not in text
-    }
 
 
 def _ignore(_: str) -> None:
@@ -131,7 +122,7 @@ class _Package:
             tile_name,
             shape.headers,
             layout.column_widths(shape.headers, pending),
-            _typing(pending),
+            columns.typing(pending),
             shape.row_numbers,
         )
         # Excel's rows less the header rows, which every continuation sheet repeats.

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.support.world import sheets_by_calamine
 
 import workbook
-from workbook import cells, formats
+from workbook import cells, columns, formats
 
 cell_text = st.one_of(
     st.text(max_size=30),
@@ -65,7 +65,7 @@ def test_every_cell_reads_back_as_its_text_or_its_number(data: list[list[str]]) 
     # range: compare rows without their trailing blanks.
     read += [[]] * (len(data) + 1 - len(read))
     # Every row is in the sample (at most 8 here).
-    codes = cells.code_columns(data) | formats.other_locale_columns(data)
+    codes = columns.code_columns(data) | formats.other_locale_columns(data)
     for row, back in zip(data, read[1:], strict=True):
         want = [expected(text, i in codes) for i, text in enumerate(row)]
         assert trimmed(back) == trimmed(want), row
