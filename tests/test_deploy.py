@@ -336,6 +336,18 @@ def test_deploy_own_rules(argv: tuple[str, ...], said: str) -> None:
     assert said in refused(*BASE, *argv)
 
 
+def test_what_the_functions_take_deploy_takes_too() -> None:
+    """The other way round: the bash deploy refused an SMTP user with a space, which the functions
+    take (and a From whose quoted name holds a comma, which both take)."""
+    d = deployment_of(*BASE, "--smtp-host=smtp.acme.com", "--smtp-user=Exports Bot",
+                      "--smtp-password-secret=smtp-pw", '--smtp-from="Acme, Inc." <x@acme.com>')  # fmt: skip
+    execute = d.functions["action_execute"].env
+    assert (execute["SMTP_USER"], execute["SMTP_FROM"]) == (
+        "Exports Bot",
+        '"Acme, Inc." <x@acme.com>',
+    )
+
+
 def test_a_domain_scoped_project_deploys_and_its_topic_is_taken_at_start() -> None:
     """The rule fixed in the functions (GCP allows example.com:analytics), not copied stricter."""
     d = deployment_of(
@@ -394,7 +406,7 @@ def test_dry_run_prints_each_command_copy_pastable_and_runs_nothing(tmp_path: Pa
 @pytest.mark.system
 def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: Path) -> None:
     """The wrapper, end to end against the stand-in gcloud (functions, then --single twice), and
-    every argument list the deploy produces through the real gcloud's own parser."""
+    every argument list the deploy and the set-up produce through the real gcloud's parser."""
     args = [*BASE, "--grant-iam", f"--build-dir={tmp_path / 'build'}", "--smtp-host=smtp.acme.com",
             "--smtp-from=Looker <x@acme.com>", "--smtp-user=u", "--smtp-password-secret=smtp-pw"]  # fmt: skip
     run = run_script("deploy.sh", args, tmp_path)
@@ -420,9 +432,11 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
         assert SECRET_TOKEN_VALUE not in r.stdout + r.stderr + str(r.calls)
         assert SECRET_KEY_VALUE not in r.stdout + r.stderr + str(r.calls)
     gen2 = commands(plan.functions(deployment_of(*BASE, "--gen2", "--execute-memory=1Gi")))
-    assert_real_gcloud_parses(
-        [*run.argvs, *single[0].argvs, *single[1].argvs, *(list(a[1:]) for a in gen2)], tmp_path
-    )
+    setup = run_script("scripts/setup-project.sh", [f"--project={PROJECT}", "--buckets=acme-exports",
+                       "--github-repo=acme/looker-xlsx"], tmp_path / "setup")  # fmt: skip
+    assert setup.rc == 0, setup.stderr
+    argvs = [*run.argvs, *single[0].argvs, *single[1].argvs, *(list(a[1:]) for a in gen2)]
+    assert_real_gcloud_parses([*argvs, *setup.argvs], tmp_path)
 
 
 # ------------------------------------------------------------------------ staging

@@ -15,7 +15,6 @@ from tests.support.deploy import (
     PROJECT,
     REPO,
     Run,
-    assert_real_gcloud_parses,
     deployment_of,
     flags_of,
     run_script,
@@ -127,9 +126,3 @@ def test_refusals_name_the_flag(extra: list[str], said: str) -> None:
     with pytest.raises(UsageError) as caught:
         checked(parse(OPTIONS, [*ARGS, *extra], {}))
     assert said in str(caught.value)
-
-
-@pytest.mark.system
-def test_real_gcloud_parses_every_setup_command(tmp_path: Path) -> None:
-    first = setup(tmp_path, "--github-repo=acme/looker-xlsx")
-    assert_real_gcloud_parses(first.argvs, tmp_path)
