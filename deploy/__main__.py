@@ -70,9 +70,9 @@ def _existing_service(d: Deployment, runner: Runner, prog: str) -> str | None:
               "a new service", file=runner.err)  # fmt: skip
         return None
     for line in found.splitlines():
-        name, _, url = line.strip().partition("\t") if "\t" in line else line.strip().partition(" ")
-        if name == d.service and url.strip().startswith("https://"):
-            return url.strip()
+        words = line.split()
+        if len(words) == 2 and words[0] == d.service and words[1].startswith("https://"):
+            return words[1]
     return None
 
 

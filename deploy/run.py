@@ -8,7 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -87,11 +87,3 @@ class Runner:
         if not url.startswith("https://"):
             raise Failed(f"{' '.join(argv[:3])} {argv[3]} gave no https URL (got '{url}')")
         return url
-
-
-def carry_out(
-    runner: Runner, plan: Callable[[], Sequence[Step]], build_dir: Path, header: str
-) -> None:
-    if runner.dry_run:
-        runner.say(header)
-    runner.steps(plan(), build_dir)

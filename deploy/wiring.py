@@ -90,43 +90,34 @@ def _service_account(v: Values) -> str:
     return account
 
 
-def _shared_env(v: Values, buckets: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """The settings each function gets from the options (ALLOWED_SOURCE_RANGES and the like)."""
-    everyone = {
-        name: v[key]
-        for name, key in (
-            ("ALLOWED_SOURCE_RANGES", "allowed_source_ranges"),
-            ("TRUSTED_PROXY_HOPS", "trusted_proxy_hops"),
-            ("LOOKER_INSTANCE_ID", "looker_instance_id"),
-            ("USER_BUCKETS_ATTRIBUTE", "user_buckets_attribute"),
-        )
-        if v[key]
-    }
-    chooses = {"ALLOWED_BUCKETS": ",".join(buckets)} if buckets else {}
+def _envs(
+    v: Values, buckets: tuple[str, ...], topic: str, timeout: str
+) -> dict[str, dict[str, str]]:
+    """The settings each function gets from the options, by entry point."""
+    settings_of = (
+        ("ALLOWED_SOURCE_RANGES", "allowed_source_ranges"),
+        ("TRUSTED_PROXY_HOPS", "trusted_proxy_hops"),
+        ("LOOKER_INSTANCE_ID", "looker_instance_id"),
+        ("USER_BUCKETS_ATTRIBUTE", "user_buckets_attribute"),
+    )
+    everyone = {name: v[key] for name, key in settings_of if v[key]}  # all three
+    chooses = {"ALLOWED_BUCKETS": ",".join(buckets)} if buckets else {}  # form and execute
     chooses |= everyone
     if v.on("allow_overwrite"):
         chooses["ALLOW_OVERWRITE"] = "1"
-    hosts = {"LOOKER_DOWNLOAD_HOSTS": ",".join(items(v["download_hosts"]))}
-    hosts = {k: h for k, h in hosts.items() if h}
-    return {
-        "action_form": dict(chooses),
-        "action_execute": {"PUBSUB_TOPIC": "", **chooses, **hosts},
-        "action_list": {**hosts, **everyone},
-    }
-
-
-def _execute_env(v: Values, env: dict[str, str], topic: str, timeout: str) -> dict[str, str]:
-    env["PUBSUB_TOPIC"] = topic
+    listed = ",".join(items(v["download_hosts"]))
+    hosts = {"LOOKER_DOWNLOAD_HOSTS": listed} if listed else {}  # execute and the list
+    execute = {"PUBSUB_TOPIC": topic, **chooses, **hosts}
     if v["object_name_template"]:
-        env["OBJECT_NAME_TEMPLATE"] = v["object_name_template"]
+        execute["OBJECT_NAME_TEMPLATE"] = v["object_name_template"]
     if v["smtp_host"]:
-        env |= {"SMTP_HOST": v["smtp_host"], "SMTP_FROM": v["smtp_from"]}
-        env |= {k: v[key] for k, key in (("SMTP_PORT", "smtp_port"), ("SMTP_USER", "smtp_user"))
-                if v[key]}  # fmt: skip
-    env |= extra_env(v)
+        smtp = (("SMTP_HOST", "smtp_host"), ("SMTP_FROM", "smtp_from"), ("SMTP_PORT", "smtp_port"),
+                ("SMTP_USER", "smtp_user"))  # fmt: skip
+        execute |= {name: v[key] for name, key in smtp if v[key]}
+    execute |= extra_env(v)
     # The platform's timeout: the export's time budget (README "Size and time").
-    env["FUNCTION_TIMEOUT_SECONDS"] = timeout.removesuffix("s")
-    return env
+    execute["FUNCTION_TIMEOUT_SECONDS"] = timeout.removesuffix("s")
+    return {"action_form": chooses, "action_execute": execute, "action_list": {**hosts, **everyone}}
 
 
 def deployment(v: Values, cwd: Path) -> Deployment:
@@ -143,9 +134,8 @@ def deployment(v: Values, cwd: Path) -> Deployment:
     service_timeout = seconds(
         "--service-timeout", v["service_timeout"], GEN2_MAX_TIMEOUT, "the Cloud Run maximum"
     )
-    envs = _shared_env(v, buckets)
     limit = service_timeout if v.on("single") else execute_timeout
-    envs["action_execute"] = _execute_env(v, envs["action_execute"], topic, limit)
+    envs = _envs(v, buckets, topic, limit)
     token = {"LOOKER_ACTION_TOKEN": v["token_secret"]}
     execute_secrets = token | {"GCS_ENCRYPTION_KEY": v["key_secret"]}
     if v["smtp_password_secret"]:
