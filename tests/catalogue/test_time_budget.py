@@ -9,15 +9,17 @@ upload's last chunk).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import flask
 import pytest
 
 from tests.support.catalogue import Watch, call
-from tests.support.handlers import looker_headers
+from tests.support.handlers import ROOT, looker_headers
 from tests.support.silent_server import SilentServer
 from tests.support.world import (
     Deployment,
@@ -196,3 +198,29 @@ class TestOneServiceKeepAlive:
         assert response.get_json()["looker"]["message"] == (
             "The action is misconfigured: check EXECUTE_KEEPALIVE_SECONDS"
         )
+
+
+def test_an_export_that_overruns_its_budget_still_gets_json_in_time(
+    world: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one service's safety net: an entry point that ignores every budget (a stand-in that
+    sleeps) still gets Looker a JSON answer before the timeout, saying what happened."""
+    monkeypatch.setenv("FUNCTION_TIMEOUT_SECONDS", "2")  # last moment: 1.9 s
+    monkeypatch.setenv("EXECUTE_KEEPALIVE_SECONDS", "1")
+    spec = importlib.util.spec_from_file_location("app_overrun", ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    service = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(service)
+
+    def stuck(request: flask.Request) -> flask.Response:
+        time.sleep(4)
+        return flask.Response("{}")
+
+    started = time.monotonic()
+    with service.app.test_request_context("/execute", method="POST"):
+        response = service._kept_alive(stuck, flask.request._get_current_object())
+        text = b"".join(response.response).decode()
+    assert time.monotonic() - started < 2
+    assert json.loads(text)["looker"] == {
+        "success": False, "message": service.OVERRAN, "refresh_query": False, "validation_errors": {},
+    }  # fmt: skip
