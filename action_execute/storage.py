@@ -72,7 +72,11 @@ def key_sha256(key: bytes) -> str:
     return base64.b64encode(hashlib.sha256(key).digest()).decode()
 
 
-def _explain(exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE) -> ActionError:
+def _explain(
+    exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE, *, stored: bool = False
+) -> ActionError:
+    """Ours for the storage client's `exc`. `stored`: the object exists whatever happened (it
+    was being read back), so nothing is said to be cancelled."""
     import requests
     from google.api_core import exceptions as api
     from google.resumable_media import InvalidResponse
@@ -91,6 +95,10 @@ def _explain(exc: Exception, bucket: str, doing: tuple[str, str] = _WRITE) -> Ac
             field="bucket",
         )
     if isinstance(exc, api.RetryError | requests.Timeout | TimeoutError):
+        if stored:
+            return StorageError(
+                f"Cloud Storage did not answer in time ({type(exc).__name__})", status=504
+            )
         return StorageError(
             f"Cloud Storage did not confirm the upload in time ({type(exc).__name__}): it was "
             "cancelled and nothing was stored or announced",
@@ -126,16 +134,11 @@ class Destination:
     def free_name(self, wanted: str, by: float | None = None) -> str:
         """`wanted`, or `wanted-2`, `-3`... when taken (the upload still refuses to overwrite);
         every look-up ends by `by` (time.monotonic())."""
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
-        clock = _Clock(by, None)
+        clock = _Clock(by)
         name = wanted
         for n in range(2, MAX_NAME_TRIES + 2):
             try:
-                left = clock.left()
-                if not self._blob(name).exists(
-                    timeout=left, retry=DEFAULT_RETRY.with_timeout(left)
-                ):
+                if not self._blob(name).exists(**clock.request()):
                     return name
             except Exception as exc:  # noqa: BLE001 - mapped to a message naming the bucket
                 raise _explain(exc, self.bucket, _READ) from None
@@ -188,14 +191,16 @@ class Destination:
 
     def stored(self, name: str, by: float | None = None) -> StoredObject:
         """The object as GCS has it now, read within `by` (time.monotonic())."""
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
         blob = self._blob(name)
-        left = _Clock(by, None).left()
         try:
-            blob.reload(timeout=left, retry=DEFAULT_RETRY.with_timeout(left))
+            blob.reload(**_Clock(by).request())
         except Exception as exc:  # noqa: BLE001
-            raise _explain(exc, self.bucket, _READ) from None
+            why = _explain(exc, self.bucket, _READ, stored=True)
+            raise StorageError(
+                f"gs://{self.bucket}/{name} was stored, but reading it back failed "
+                f"({why.message}); it was not announced: announce it by hand, or send again",
+                status=why.status,
+            ) from None
         return StoredObject(
             bucket=self.bucket,
             name=name,
@@ -211,12 +216,19 @@ class _Clock:
     """How long the upload's requests may still take."""
 
     finish_by: float | None
-    cancel_by: float | None
+    cancel_by: float | None = None
 
     def left(self) -> float:
         if self.finish_by is None:
             return REQUEST_TIMEOUT
         return max(SHORTEST, min(REQUEST_TIMEOUT, self.finish_by - time.monotonic()))
+
+    def request(self) -> dict[str, Any]:
+        """A request's `timeout` and `retry`, both cut to what is left."""
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        left = self.left()
+        return {"timeout": left, "retry": DEFAULT_RETRY.with_timeout(left)}
 
     def cancel_left(self) -> float:
         if self.cancel_by is None:
@@ -228,7 +240,6 @@ def _bounded_writer(blob: gcs.Blob, clock: _Clock, **kwargs: Any) -> IO[bytes]:
     """The storage library's resumable writer, each of whose requests, and their retries, is
     given only the time the clock has left (the library fixes both when the upload opens)."""
     from google.cloud.storage.fileio import BlobWriter
-    from google.cloud.storage.retry import DEFAULT_RETRY
 
     class Bounded(BlobWriter):  # type: ignore[misc]
         def _upload_chunks_from_buffer(self, num_chunks: int) -> None:
@@ -246,7 +257,7 @@ def _bounded_writer(blob: gcs.Blob, clock: _Clock, **kwargs: Any) -> IO[bytes]:
             self._buffer.close()
 
     def retry(request: Any) -> Any:
-        return DEFAULT_RETRY.with_timeout(clock.left())(request)
+        return clock.request()["retry"](request)
 
     writer: IO[bytes] = Bounded(blob, retry=retry, **kwargs)
     return writer

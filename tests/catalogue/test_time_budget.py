@@ -147,16 +147,17 @@ class TestSmtpThatNeverGreets:
         assert message["name"] == name  # announced all the same
 
 
+def last_chunk(record: Any) -> bool:
+    """The upload's last chunk: the one that says the total size."""
+    size = (record.content_range or "").rpartition("/")[2]
+    return bool(record.kind == "resumable-chunk" and size.isdigit())
+
+
 class TestSlowStorageFinalisation:
     def test_the_upload_is_cancelled_and_looker_told_before_the_timeout(
         self, world: Deployment, watch: Watch, budget: float
     ) -> None:
         stall = budget + 1
-
-        def last_chunk(record: Any) -> bool:
-            size = (record.content_range or "").rpartition("/")[2]
-            return bool(record.kind == "resumable-chunk" and size.isdigit())
-
         world.proxy.stall_next(stall, match=last_chunk)
         answer, took = timed(watch, push_body(world))
         assert took < budget, took
@@ -167,6 +168,34 @@ class TestSlowStorageFinalisation:
         assert "nothing was stored or announced" in answer.looker["message"]
         time.sleep(stall - took + 0.5)  # the stalled chunk reaches GCS after the cancellation
         assert world.objects() == []
+        assert world.messages(timeout=1) == []
+
+
+class TestSlowReadBack:
+    def test_a_stored_object_that_cannot_be_read_back_is_named_not_called_lost(
+        self, world: Deployment, watch: Watch, budget: float
+    ) -> None:
+        """The upload completed, then GCS stalls the read-back: the object exists, and Looker
+        is told so, in time (never that nothing was stored)."""
+
+        uploaded: list[bool] = []
+
+        def read_back(record: Any) -> bool:  # the first metadata read after the last chunk
+            if last_chunk(record):
+                uploaded.append(True)
+            return bool(record.kind == "metadata" and uploaded)
+
+        world.proxy.stall_next(budget + 1, match=read_back)
+        answer, took = timed(watch, push_body(world))
+        assert took < budget, took
+        (name,) = world.objects()
+        assert answer.status == 504
+        assert answer.looker["message"] == (
+            f"gs://{world.bucket}/{name} was stored, but reading it back failed (Cloud Storage "
+            "did not answer in time (RetryError)); it was not announced: announce it by hand, "
+            "or send again"
+        )
+        assert_sample(world.workbook(name))
         assert world.messages(timeout=1) == []
 
 
