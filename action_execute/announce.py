@@ -1,8 +1,9 @@
 """A stored object -> one Pub/Sub message for whatever runs downstream.
 
-The message is `message(export)`, a view of the export's record, published as JSON (keys sorted) with the attributes `bucket`,
-`name` and `event`; README "The Pub/Sub message" shows it. Publishing is retried in this one
-layer (the client's own retry is off): at most ATTEMPTS attempts, all within PUBLISH_DEADLINE.
+The message is `message(export)`, a view of the export's record, published as JSON (keys
+sorted) with the attributes `bucket`, `name` and `event`; README "The Pub/Sub message" shows it.
+Publishing is retried in this one layer (the client's own retry is off): at most ATTEMPTS
+attempts, all within the time given (PUBLISH_DEADLINE at most).
 """
 
 from __future__ import annotations

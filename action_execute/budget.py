@@ -83,7 +83,7 @@ class Budget:
 
     def answer_by(self) -> float | None:
         """When Looker must have its answer: the end of the last step."""
-        return self.ends(STEPS[-1]) if self.timeout is not None else None
+        return self.ends(STEPS[-1])
 
     def last_moment(self) -> float | None:
         """The latest an answer may start: halfway through the answer's share, a safety net

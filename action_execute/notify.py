@@ -148,10 +148,11 @@ def send(export: Export, server: SmtpSettings, seconds: float = TIMEOUT_SECONDS)
     else the reason (already logged)."""
     started = time.monotonic()
     to = export.order.email
+    seconds = min(seconds, TIMEOUT_SECONDS)
     try:
-        _deliver(compose(export, server.sender), server, min(seconds, TIMEOUT_SECONDS))
+        _deliver(compose(export, server.sender), server, seconds)
     except Exception as exc:  # noqa: BLE001 - any failure is reported, none fails the export
-        reason = _reason(exc, server, min(seconds, TIMEOUT_SECONDS))
+        reason = _reason(exc, server, seconds)
         logs.warning(
             f"e-mail notice failed: {reason}",
             stage="email",

@@ -130,6 +130,19 @@ def _memory(flag: str, value: str, gen2: bool) -> None:
     )
 
 
+def check_names(v: Values, secret_flags: tuple[str, ...]) -> None:
+    """The region and the secrets' names: deploy's and set-up's alike."""
+    if not _REGION.match(v["region"]):
+        raise UsageError(f"--region '{v['region']}' is not a region name (e.g. us-central1)")
+    for flag in secret_flags:
+        name = v[Option(flag).key]
+        if name and not SECRET_NAME.match(name):
+            raise UsageError(
+                f"{flag} '{name}' is not a Secret Manager secret name (letters, digits, '-', '_'; "
+                "the name, not projects/.../versions/...)"
+            )
+
+
 def check_flags(v: Values) -> None:
     """The rules that are only about deploying: which flags go together, names, sizes."""
     if not v["project"]:
@@ -140,8 +153,7 @@ def check_flags(v: Values) -> None:
         raise UsageError(
             "--topic is required (or set PUBSUB_TOPIC): projects/P/topics/T or a topic name"
         )
-    if not _REGION.match(v["region"]):
-        raise UsageError(f"--region '{v['region']}' is not a region name (e.g. us-central1)")
+    check_names(v, ("--token-secret", "--key-secret", "--smtp-password-secret"))
     if not _PREFIX.match(v["prefix"]):
         raise UsageError(
             f"--prefix '{v['prefix']}' must start with a letter and use only letters, digits, "
@@ -151,13 +163,6 @@ def check_flags(v: Values) -> None:
         raise UsageError(
             f"--prefix '{v['prefix']}' is too long (function names are at most 63 characters)"
         )
-    for flag in ("--token-secret", "--key-secret", "--smtp-password-secret"):
-        name = v[flag[2:].replace("-", "_")]
-        if name and not SECRET_NAME.match(name):
-            raise UsageError(
-                f"{flag} '{name}' is not a Secret Manager secret name (letters, digits, '-', '_'; "
-                "the name, not projects/.../versions/...)"
-            )
     secret = v["smtp_password_secret"]
     if secret and secret in (v["token_secret"], v["key_secret"]):
         raise UsageError(
@@ -170,7 +175,7 @@ def check_flags(v: Values) -> None:
 def _check_smtp_flags(v: Values) -> None:
     if not v["smtp_host"]:
         for flag in ("--smtp-port", "--smtp-from", "--smtp-user", "--smtp-password-secret"):
-            if v[flag[2:].replace("-", "_")]:
+            if v[Option(flag).key]:
                 raise UsageError(
                     f"{flag} needs --smtp-host (or SMTP_HOST): without it the e-mail notice is off"
                 )

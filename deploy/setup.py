@@ -21,18 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deploy import iam
+from deploy.config import check_names
 from deploy.options import Option, UsageError, Values
-from deploy.run import Runner
+from deploy.run import Failed, Runner
 from shared.buckets import bucket_name_problem
-from shared.reader import SECRET_NAME
+from shared.settings import TOPIC
 
 APIS = (
     "cloudfunctions.googleapis.com", "cloudbuild.googleapis.com",
     "artifactregistry.googleapis.com", "run.googleapis.com", "secretmanager.googleapis.com",
     "storage.googleapis.com", "pubsub.googleapis.com", "iam.googleapis.com",
 )  # fmt: skip
-_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# Project IDs (set-up takes no domain-scoped one) and service account names: one rule.
+_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 POOL = "locations/global/workloadIdentityPools/github"
 RETRIES, RETRY_SECONDS = 5, 10.0  # a service account created seconds ago takes a moment to appear
@@ -95,7 +96,7 @@ def checked(v: Values) -> Setup:
     project = v["project"]
     if not project:
         raise UsageError("--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)")
-    if not _PROJECT.match(project):
+    if not _ID.match(project):
         raise UsageError(f"--project '{project}' is not a valid project ID")
     buckets = tuple(b.strip() for b in v["buckets"].split(",") if b.strip())
     if not buckets:
@@ -115,26 +116,21 @@ def checked(v: Values) -> Setup:
             f"(NAME@{project}.iam.gserviceaccount.com)"
         )
     for flag, value in (("--service-account", name), ("--deployer-account", v["deployer_account"])):
-        if not _ACCOUNT.match(value):
+        if not _ID.match(value):
             raise UsageError(
                 f"{flag} '{value}' is not a service account name (6-30 of a-z, 0-9, '-')"
             )
     if v["deployer_account"] == name:
         raise UsageError("--deployer-account must differ from --service-account")
-    for flag in ("--token-secret", "--key-secret"):
-        if not SECRET_NAME.match(v[flag[2:].replace("-", "_")]):
-            raise UsageError(f"{flag} '{v[flag[2:].replace('-', '_')]}' is not a Secret Manager "
-                             "secret name (letters, digits, '-', '_')")  # fmt: skip
+    check_names(v, ("--token-secret", "--key-secret"))
     if v["token_secret"] == v["key_secret"]:
         raise UsageError("--token-secret and --key-secret must differ")
     if v["github_repo"] and not _REPO.match(v["github_repo"]):
         raise UsageError(f"--github-repo '{v['github_repo']}' must be OWNER/REPO as on GitHub")
-    if not re.fullmatch(r"[a-z]+-[a-z]+[0-9]+", v["region"]):
-        raise UsageError(f"--region '{v['region']}' is not a region name (e.g. us-central1)")
     location = v["location"] or v["region"]
     if not re.fullmatch(r"[A-Za-z0-9-]+", location):
         raise UsageError(f"--location '{location}' is not a bucket location (e.g. us-central1, EU)")
-    if not re.fullmatch(r"[A-Za-z][\w.~+%-]{2,254}", v["topic"]):
+    if "/" in v["topic"] or not TOPIC.match(f"projects/{project}/topics/{v['topic']}"):
         raise UsageError(f"--topic '{v['topic']}' must be a bare topic name")
     deployer = v.on("deployer") or bool(v["github_repo"])
     deployer_email = f"{v['deployer_account']}@{project}.iam.gserviceaccount.com"
@@ -193,7 +189,7 @@ class SetupRunner(Runner):
             try:
                 self.command(argv)
                 return
-            except Exception:
+            except Failed:
                 if self.dry_run or attempt == RETRIES:
                     raise
             print(f"setup: retrying in {RETRY_SECONDS:g}s (a new service account takes a moment "

@@ -14,7 +14,7 @@ The instance header is not signed: checking it is defence in depth, never authen
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.reader import Reader
@@ -24,18 +24,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_HOPS = 1
 MAX_HOPS = 5
-
-
-def parse_ranges(items: Iterable[str]) -> tuple[tuple[Network, ...], list[str]]:
-    """The networks, and a problem for each item that is not a CIDR range (or an address)."""
-    networks: list[Network] = []
-    problems: list[str] = []
-    for item in items:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=True))
-        except ValueError as exc:
-            problems.append(f"{item!r} is not an IPv4 or IPv6 range ({exc})")
-    return tuple(networks), problems
 
 
 def _address(text: str) -> Address | None:
@@ -65,15 +53,18 @@ def allowed(address: Address | None, ranges: Sequence[Network]) -> bool:
 
 def _source_ranges(reader: Reader) -> tuple[Network, ...]:
     """ALLOWED_SOURCE_RANGES: CIDR ranges, IPv4 and IPv6; when set, every other caller is refused."""
-    networks, problems = parse_ranges(reader.csv_list("ALLOWED_SOURCE_RANGES"))
-    for problem in problems:
-        reader.fail("ALLOWED_SOURCE_RANGES", problem)
-    return networks
+    networks: list[Network] = []
+    for item in reader.csv_list("ALLOWED_SOURCE_RANGES"):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            reader.fail("ALLOWED_SOURCE_RANGES", f"{item!r} is not an IPv4 or IPv6 range ({exc})")
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
 class Callers:
-    """Who may call (shared/callers.py): the ranges, where the address is, the Looker instance."""
+    """Who may call: the ranges, where the caller's address is, the Looker instance."""
 
     source_ranges: tuple[Network, ...] = ()  # empty: any address
     trusted_proxy_hops: int = DEFAULT_HOPS

@@ -13,8 +13,9 @@ from shared import logs, secrets
 
 Env = Mapping[str, str]
 
-SECRET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # Secret Manager's rule for a secret's name
-SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/[^/]+$")
+_NAME = r"[A-Za-z0-9_-]{1,255}"  # Secret Manager's rule for a secret's name
+SECRET_NAME = re.compile(rf"^{_NAME}$")
+SECRET_VERSION = re.compile(rf"^projects/[^/]+/secrets/{_NAME}/versions/[^/]+$")
 
 
 @dataclass(frozen=True)
