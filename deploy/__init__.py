@@ -9,4 +9,9 @@ checked by that function's own settings loader (shared/settings.py) before anyth
 - `run`      carrying a plan out, or printing it (--dry-run)
 - `setup`    an empty project made ready (scripts/setup-project.sh)
 - `stage`    the staged source folders (scripts/stage.sh)
+- `verify`   --verify-callers: is a forged X-Forwarded-For refused?
 """
+
+
+class UsageError(Exception):
+    """A command line or a value the command refuses; the message names the flag."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from deploy import iam, plan, setup
+from deploy import iam, plan, setup, verify
 from deploy.config import OPTIONS
 from deploy.options import UsageError, help_text, parse
 from deploy.run import ROOT, Failed, Runner, need_gcloud
@@ -82,10 +82,12 @@ def deploy(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO
                             OPTIONS, DEPLOY_OUTRO))  # fmt: skip
         return 0
     d = deployment(parse(OPTIONS, argv, env), Path.cwd())
-    _warnings(d, err, prog)
     dry = d.on("dry_run")
     need_gcloud(dry)
     runner = Runner(dry, out, err)
+    if d.on("verify_callers"):
+        return verify_callers(d, runner)
+    _warnings(d, err, prog)
     if dry:
         runner.say(f"# {prog} --dry-run: nothing is staged or deployed; these are the commands.")
     if d.on("single"):
@@ -100,10 +102,27 @@ def deploy(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO
     return 0
 
 
+def verify_callers(d: Deployment, runner: Runner) -> int:
+    """Reads the deployed URLs and probes each (deploy/verify.py): 0 when every one refuses a
+    forged address, 1 when one takes it or nothing can be concluded."""
+    if not d.allowed_source_ranges:
+        raise UsageError("--verify-callers needs --allowed-source-ranges (or ALLOWED_SOURCE_RANGES): "
+                         "without ranges every address may call, forged or not")  # fmt: skip
+    runner.steps(plan.deployed_urls(d), d.build_dir)
+    if runner.dry_run:
+        for line in verify.curl_lines(d.allowed_source_ranges, list(runner.urls.values())):
+            runner.say(line)
+        return 0
+    seen = [verify.probe(url, d.allowed_source_ranges) for url in runner.urls.values()]
+    for one in seen:
+        runner.say(str(one))
+    return 0 if all(one.ok for one in seen) else 1
+
+
 def set_up(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO, prog: str) -> int:
     if "-h" in argv or "--help" in argv:
         out.write(help_text(f"{prog} --project=PROJECT --buckets=B1[,B2] [options]", SETUP_INTRO,
-                            setup.OPTIONS))  # fmt: skip
+                            setup.OPTIONS, setup.SETUP_OUTRO))  # fmt: skip
         return 0
     found = setup.checked(parse(setup.OPTIONS, argv, env))
     dry = found.v.on("dry_run")

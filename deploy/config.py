@@ -5,9 +5,11 @@ do see is checked by their own settings loader (deploy/wiring.py)."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-from deploy.options import Option, UsageError, Values
-from shared.reader import SECRET_NAME
+from deploy.options import ALL, EXECUTE, FORM, LIST, Option, UsageError, Values
+from shared.callers import Callers
+from shared.reader import SECRET_NAME, Reader
 from shared.settings import PROJECT_ID
 
 RUNTIME = "python312"
@@ -32,77 +34,92 @@ _PROJECT = re.compile(rf"^{PROJECT_ID}$")
 
 
 OPTIONS = (
-    Option("--project", ("GOOGLE_CLOUD_PROJECT", "PROJECT"), help="the project ID. Required."),
-    Option("--topic", ("PUBSUB_TOPIC",), help="projects/P/topics/T, or a bare topic name T (made "
-      "projects/PROJECT/topics/T). Required. -> PUBSUB_TOPIC on action_execute"),
-    Option("--region", ("REGION",), "us-central1", "the functions' region"),
-    Option("--service-account", ("SERVICE_ACCOUNT",), help="the runtime identity of all three "
-      "(default looker-action@PROJECT.iam.gserviceaccount.com; it must exist)"),
-    Option("--prefix", ("FUNCTION_PREFIX",), help="prepended to the function names"),
-    Option("--token-secret", ("TOKEN_SECRET",), "looker-action-token", "the Secret Manager secret "
-      "holding Looker's token, wired as LOOKER_ACTION_TOKEN=NAME:latest on all three"),
-    Option("--key-secret", ("KEY_SECRET",), "gcs-encryption-key", "the secret holding the base64 "
-      "AES-256 key, wired as GCS_ENCRYPTION_KEY=NAME:latest on action_execute"),
-    Option("--allowed-buckets", ("ALLOWED_BUCKETS",), help="bucket names exports may go to -> "
-      "ALLOWED_BUCKETS on action_form and action_execute (unset: any bucket name)"),
-    Option("--download-hosts", ("LOOKER_DOWNLOAD_HOSTS",), help="hosts Looker's download URLs may "
-      "point at (host, host:port, *.domain) -> LOOKER_DOWNLOAD_HOSTS on action_execute and "
-      "action_list (unset: push delivery only)"),
-    Option("--user-buckets-attribute", ("USER_BUCKETS_ATTRIBUTE",), help="a Looker user attribute "
-      "holding each user's buckets -> USER_BUCKETS_ATTRIBUTE on all three"),
-    Option("--allowed-source-ranges", ("ALLOWED_SOURCE_RANGES",), help="only callers from these "
-      "IPv4/IPv6 CIDR ranges (Looker's egress addresses) -> ALLOWED_SOURCE_RANGES on all three"),
-    Option("--trusted-proxy-hops", ("TRUSTED_PROXY_HOPS",), help="where the caller's address is: 1 "
-      "Cloud Functions / Cloud Run, 2 behind a load balancer, 0 your own server -> all three"),
-    Option("--looker-instance-id", ("LOOKER_INSTANCE_ID",), help="refuse requests whose "
-      "X-Looker-Instance differs (not authentication) -> LOOKER_INSTANCE_ID on all three"),
-    Option("--allow-overwrite", ("ALLOW_OVERWRITE",), help="the form offers 'Overwrite: yes' -> "
-      "ALLOW_OVERWRITE=1 on action_form and action_execute; --grant-iam then grants "
-      "roles/storage.objectUser", switch=True),
-    Option("--object-name-template", ("OBJECT_NAME_TEMPLATE",), help="-> OBJECT_NAME_TEMPLATE"),
-    Option("--smtp-host", ("SMTP_HOST",), help="turns the e-mail notice on -> SMTP_HOST"),
-    Option("--smtp-port", ("SMTP_PORT",), help="-> SMTP_PORT (unset: 587)"),
-    Option("--smtp-from", ("SMTP_FROM",), help="the notice's From, required with --smtp-host"),
-    Option("--smtp-user", ("SMTP_USER",), help="login over STARTTLS; needs --smtp-password-secret"),
-    Option("--smtp-password-secret", ("SMTP_SECRET",), help="the secret (its name) holding the SMTP "
-      "password, wired as SMTP_PASSWORD=NAME:latest"),
+    Option("--project", help="the project ID. Required."),
+    Option("--topic", help="projects/P/topics/T, or a bare topic name T (made projects/PROJECT/"
+      "topics/T). Required.", setting="PUBSUB_TOPIC", readers=(EXECUTE,)),
+    Option("--region", "us-central1", "the functions' region"),
+    Option("--service-account", help="the runtime identity of all three (default "
+      "looker-action@PROJECT.iam.gserviceaccount.com; it must exist)"),
+    Option("--prefix", help="prepended to the function names"),
+    Option("--token-secret", "looker-action-token", "the Secret Manager secret holding Looker's "
+      "token", setting="LOOKER_ACTION_TOKEN", readers=ALL, secret=True),
+    Option("--key-secret", "gcs-encryption-key", "the secret holding the base64 AES-256 key",
+      setting="GCS_ENCRYPTION_KEY", readers=(EXECUTE,), secret=True),
+    Option("--allowed-buckets", help="bucket names exports may go to (unset: any bucket name)",
+      setting="ALLOWED_BUCKETS", readers=(FORM, EXECUTE)),
+    Option("--download-hosts", help="hosts Looker's download URLs may point at (host, host:port, "
+      "*.domain; unset: push delivery only)", setting="LOOKER_DOWNLOAD_HOSTS",
+      readers=(LIST, EXECUTE)),
+    Option("--user-buckets-attribute", help="a Looker user attribute holding each user's buckets",
+      setting="USER_BUCKETS_ATTRIBUTE", readers=ALL),
+    Option("--allowed-source-ranges", help="only callers from these IPv4/IPv6 CIDR ranges "
+      "(Looker's egress addresses)", setting="ALLOWED_SOURCE_RANGES", readers=ALL),
+    Option("--trusted-proxy-hops", help="where the caller's address is: 1 Cloud Functions / Cloud "
+      "Run, 2 behind a load balancer (then ingress is limited to it), 0 your own server",
+      setting="TRUSTED_PROXY_HOPS", readers=ALL),
+    Option("--ingress", help="who may reach the functions or the service at all: all, "
+      "internal-and-load-balancer or internal (default: all; internal-and-load-balancer with "
+      "--trusted-proxy-hops of 2 or more, where 'all' is refused)"),
+    Option("--public-url", help="the load balancer's https URL, where Looker reaches the action "
+      "(needed with --ingress=internal-and-load-balancer): --single's paths hang under it; each "
+      "function is taken to be at PUBLIC_URL/NAME (a serverless NEG with URL mask /<function>)"),
+    Option("--looker-instance-id", help="refuse requests whose X-Looker-Instance differs (not "
+      "authentication)", setting="LOOKER_INSTANCE_ID", readers=ALL),
+    Option("--allow-overwrite", help="the form offers 'Overwrite: yes'; --grant-iam then grants "
+      "roles/storage.objectUser", switch=True, setting="ALLOW_OVERWRITE", readers=(FORM, EXECUTE)),
+    Option("--object-name-template", help="where exports are stored in the bucket",
+      setting="OBJECT_NAME_TEMPLATE", readers=(EXECUTE,)),
+    Option("--smtp-host", help="turns the e-mail notice on", setting="SMTP_HOST",
+      readers=(EXECUTE,)),
+    Option("--smtp-port", help="(unset: 587)", setting="SMTP_PORT", readers=(EXECUTE,)),
+    Option("--smtp-from", help="the notice's From, required with --smtp-host", setting="SMTP_FROM",
+      readers=(EXECUTE,)),
+    Option("--smtp-user", help="login over STARTTLS; needs --smtp-password-secret",
+      setting="SMTP_USER", readers=(EXECUTE,)),
+    Option("--smtp-password-secret", help="the secret holding the SMTP password",
+      setting="SMTP_PASSWORD", readers=(EXECUTE,), secret=True),
     Option("--execute-env", help="KEY=VALUE: another action_execute setting, repeatable: "
       + " ".join(EXTRA_EXECUTE_SETTINGS), repeat=True),
-    Option("--gen2", ("GEN2",), help="deploy 2nd gen functions (32 MiB requests, 3600 s)", switch=True),
-    Option("--memory", ("FUNCTION_MEMORY",), "256MB", "action_list and action_form's memory"),
-    Option("--execute-memory", ("EXECUTE_MEMORY",), "512MB", "action_execute's memory (2nd gen "
-      "also takes e.g. 1Gi)"),
-    Option("--timeout", ("FUNCTION_TIMEOUT",), "60s", "action_list and action_form's timeout"),
-    Option("--execute-timeout", ("EXECUTE_TIMEOUT",), help="action_execute's timeout (default 540s; "
-      "with --gen2 3600s), also FUNCTION_TIMEOUT_SECONDS: its time budget"),
-    Option("--build-dir", ("BUILD_DIR",), help="where the functions are staged (default build/)"),
-    Option("--grant-iam", ("GRANT_IAM",), help="also grant the runtime account its roles, each on "
-      "its one resource", switch=True),
-    Option("--dry-run", ("DRY_RUN",), help="print every command instead of running it", switch=True),
-    Option("--single", ("SINGLE",), help="deploy app.py as ONE Cloud Run service", switch=True),
-    Option("--service", ("SERVICE_NAME",), "looker-action", "the Cloud Run service (--single)"),
-    Option("--service-memory", ("SERVICE_MEMORY",), "2Gi", "Cloud Run memory (--single)"),
-    Option("--service-cpu", ("SERVICE_CPU",), "1", "vCPUs: 1, 2, 4 or 8 (--single)"),
-    Option("--service-timeout", ("SERVICE_TIMEOUT",), "3600s", "longest request (--single)"),
+    Option("--max-instances", help="the most instances of each function (or of the service) at "
+      "once: a cap on cost; a delivery beyond it waits or fails (default: no cap)"),
+    Option("--gen2", help="deploy 2nd gen functions (32 MiB requests, 3600 s)", switch=True),
+    Option("--memory", "256MB", "action_list and action_form's memory"),
+    Option("--execute-memory", "512MB", "action_execute's memory (2nd gen also takes e.g. 1Gi)"),
+    Option("--timeout", "60s", "action_list and action_form's timeout"),
+    Option("--execute-timeout", help="action_execute's timeout (default 540s; with --gen2 3600s), "
+      "also FUNCTION_TIMEOUT_SECONDS: its time budget"),
+    Option("--build-dir", help="where the functions are staged (default build/)"),
+    Option("--grant-iam", help="also grant the runtime account its roles, each on its one "
+      "resource", switch=True),
+    Option("--dry-run", help="print every command instead of running it", switch=True),
+    Option("--verify-callers", help="deploy nothing: read the deployed URLs and check that a "
+      "forged X-Forwarded-For naming an allowed address is refused (needs "
+      "--allowed-source-ranges; run it from a machine outside them)", switch=True),
+    Option("--single", help="deploy app.py as ONE Cloud Run service", switch=True),
+    Option("--service", "looker-action", "the Cloud Run service (--single)"),
+    Option("--service-memory", "2Gi", "Cloud Run memory (--single)"),
+    Option("--service-cpu", "1", "vCPUs: 1, 2, 4 or 8 (--single)"),
+    Option("--service-timeout", "3600s", "longest request (--single)"),
 )  # fmt: skip
-# The setting each option feeds, for naming it beside the flag.
-FEEDS = {
-    "PUBSUB_TOPIC": "--topic", "ALLOWED_BUCKETS": "--allowed-buckets",
-    "LOOKER_DOWNLOAD_HOSTS": "--download-hosts", "USER_BUCKETS_ATTRIBUTE": "--user-buckets-attribute",
-    "ALLOWED_SOURCE_RANGES": "--allowed-source-ranges", "TRUSTED_PROXY_HOPS": "--trusted-proxy-hops",
-    "LOOKER_INSTANCE_ID": "--looker-instance-id", "ALLOW_OVERWRITE": "--allow-overwrite",
-    "OBJECT_NAME_TEMPLATE": "--object-name-template", "SMTP_HOST": "--smtp-host",
-    "SMTP_PORT": "--smtp-port", "SMTP_FROM": "--smtp-from", "SMTP_USER": "--smtp-user",
-    "SMTP_PASSWORD": "--smtp-password-secret", "LOOKER_ACTION_TOKEN": "--token-secret",
-    "GCS_ENCRYPTION_KEY": "--key-secret",
+BY_FLAG = {o.flag: o for o in OPTIONS}
+# The setting each option sets, for naming the flag beside the setting in a refusal.
+FEEDS = {o.setting: o.flag for o in OPTIONS if o.setting} | {
     "FUNCTION_TIMEOUT_SECONDS": "--execute-timeout (--service-timeout with --single)",
-    "WEB_CONCURRENCY": "--service-cpu (with --single)", "GUNICORN_THREADS": "--service-cpu (with --single)",
-}  # fmt: skip
+    "WEB_CONCURRENCY": "--service-cpu (with --single)",
+    "GUNICORN_THREADS": "--service-cpu (with --single)",
+}
+# The functions' other names for the secrets' settings (shared/settings.py), set by the same flag.
 SECRET_SETTINGS = {
     "LOOKER_ACTION_TOKEN_SECRET": "--token-secret", "header": "--token-secret",
     "GCS_ENCRYPTION_KEY_SECRET": "--key-secret", "file_encryption_key": "--key-secret",
     "SMTP_PASSWORD_SECRET": "--smtp-password-secret",
 }  # fmt: skip
+# --ingress: the word deploy takes, and gcloud's for functions and for Cloud Run.
+INGRESS = {
+    "all": ("all", "all"),
+    "internal-and-load-balancer": ("internal-and-gclb", "internal-and-cloud-load-balancing"),
+    "internal": ("internal-only", "internal"),
+}
 
 
 def items(text: str) -> tuple[str, ...]:
@@ -146,7 +163,7 @@ def check_names(v: Values, secret_flags: tuple[str, ...]) -> None:
 def check_flags(v: Values) -> None:
     """The rules that are only about deploying: which flags go together, names, sizes."""
     if not v["project"]:
-        raise UsageError("--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)")
+        raise UsageError("--project is required (or set DEPLOY_PROJECT)")
     if not _PROJECT.match(v["project"]):
         raise UsageError(f"--project '{v['project']}' is not a valid project ID")
     if not v["topic"]:
@@ -187,7 +204,7 @@ def _check_smtp_flags(v: Values) -> None:
         )
     if v["smtp_user"] and not v["smtp_password_secret"]:
         raise UsageError(
-            "--smtp-user needs --smtp-password-secret=NAME (or SMTP_SECRET), the Secret Manager "
+            "--smtp-user needs --smtp-password-secret=NAME (or DEPLOY_SMTP_PASSWORD_SECRET), the Secret Manager "
             "secret holding its password: action_execute refuses a user without a password"
         )
     if v["smtp_password_secret"] and not v["smtp_user"]:
@@ -227,6 +244,52 @@ def _check_shape(v: Values) -> None:
             raise UsageError(f"--service-cpu '{v['service_cpu']}' must be 1, 2, 4 or 8")
     _memory("--memory", v["memory"], gen2)
     _memory("--execute-memory", v["execute_memory"], gen2)
+    ingress(v)
+    max_instances(v)
+
+
+def trusted_hops(v: Values) -> int:
+    """TRUSTED_PROXY_HOPS as the functions read it (a bad value: their default, and their own
+    check refuses it in their words)."""
+    return Callers.read(Reader({"TRUSTED_PROXY_HOPS": v["trusted_proxy_hops"]})).trusted_proxy_hops
+
+
+def ingress(v: Values) -> str:
+    """--ingress, checked: with a load balancer writing X-Forwarded-For (hops of 2 or more), only
+    traffic through it may reach the action, or a caller going around it forges the address."""
+    hops = trusted_hops(v)
+    chosen = v["ingress"] or ("internal-and-load-balancer" if hops >= 2 else "all")
+    if chosen not in INGRESS:
+        raise UsageError(f"--ingress '{chosen}' must be one of: {', '.join(INGRESS)}")
+    if chosen == "internal-and-load-balancer" and not public_url(v):
+        raise UsageError(
+            f"--ingress={chosen} needs --public-url=https://...: the function's own URL is closed "
+            "to Looker, so the hub must name the load balancer's"
+        )
+    if chosen == "all" and hops >= 2:
+        raise UsageError(
+            f"--ingress=all with --trusted-proxy-hops={hops} is refused: a caller who goes around "
+            "the load balancer to the function's own URL writes X-Forwarded-For itself and passes "
+            "--allowed-source-ranges with a forged address; use --ingress=internal-and-load-balancer"
+        )
+    return chosen
+
+
+def public_url(v: Values) -> str:
+    raw = v["public_url"].strip()
+    parts = urlsplit(raw)
+    if raw and (parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment):
+        raise UsageError(f"--public-url '{raw}' must be an https URL without query or fragment")
+    return raw.rstrip("/")
+
+
+def max_instances(v: Values) -> int | None:
+    raw = v["max_instances"]
+    if not raw:
+        return None
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", raw):
+        raise UsageError(f"--max-instances '{raw}' must be a whole number from 1 to 9999")
+    return int(raw)
 
 
 def extra_env(v: Values) -> dict[str, str]:

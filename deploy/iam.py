@@ -19,9 +19,21 @@ SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"  # noqa: S105 - a role, n
 BUCKET_ROLES = ("roles/storage.objectCreator", "roles/storage.objectViewer")
 OVERWRITE_BUCKET_ROLES = ("roles/storage.objectUser",)
 PUBLISHER = "roles/pubsub.publisher"
-# The CI deployer (setup --deployer): deploy functions and set their invoker binding, write
-# Cloud Build's logs; and act as the runtime account, on that account only.
+# The CI deployer (setup --deployer): deploy the functions and set their invoker binding (or, for
+# --single, deploy the service from source, as Cloud Run documents it), write Cloud Build's logs;
+# and act as the runtime account, on that account only.
 DEPLOYER_PROJECT_ROLES = ("roles/cloudfunctions.admin", "roles/logging.logWriter")
+SINGLE_DEPLOYER_PROJECT_ROLES = (
+    "roles/run.sourceDeveloper", "roles/serviceusage.serviceUsageConsumer", "roles/logging.logWriter",
+)  # fmt: skip
+# Whoever runs set-up: enable APIs, create the buckets, topic, secrets and accounts and bind
+# their roles, and the deployer's project roles.
+SETUP_RUNNER_ROLES = (
+    "roles/serviceusage.serviceUsageAdmin", "roles/storage.admin", "roles/pubsub.admin",
+    "roles/secretmanager.admin", "roles/iam.serviceAccountAdmin",
+    "roles/resourcemanager.projectIamAdmin",
+)  # fmt: skip
+WORKLOAD_IDENTITY_ADMIN = "roles/iam.workloadIdentityPoolAdmin"
 SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
 
@@ -60,12 +72,14 @@ def runtime_bindings(runtime: Runtime) -> list[list[str]]:
     return commands
 
 
-def deployer_bindings(project: str, deployer: str, runtime_account: str) -> list[list[str]]:
+def deployer_bindings(
+    project: str, deployer: str, runtime_account: str, single: bool = False
+) -> list[list[str]]:
     member = f"--member=serviceAccount:{deployer}"
     commands = [
         ["gcloud", "projects", "add-iam-policy-binding", project, member, f"--role={role}",
          "--condition=None", "--quiet"]
-        for role in DEPLOYER_PROJECT_ROLES
+        for role in (SINGLE_DEPLOYER_PROJECT_ROLES if single else DEPLOYER_PROJECT_ROLES)
     ]  # fmt: skip
     commands.append(
         ["gcloud", "iam", "service-accounts", "add-iam-policy-binding", runtime_account,

@@ -1,8 +1,14 @@
 """Command-line options: one table per command, from which the parser and `--help` are made.
 
-Each option is a flag, the environment variables used when the flag is absent (first set wins),
-a default, and its help. `--name=value` and `--name value` both work; a switch takes no value and
-is on when given, or when its variable is 1, true, yes or on.
+Each option is a flag, a default and its help; an option that sets one of the functions' settings
+also names that setting, the functions that read it, and whether its value is a Secret Manager
+secret's name. `--name=value` and `--name value` both work; a switch takes no value.
+
+Where a flag is absent, its value may come from the environment, under one rule: an option that
+sets a setting reads the setting's own name (ALLOWED_BUCKETS, PUBSUB_TOPIC, ...: they *are* the
+settings); every other option reads DEPLOY_ and its flag in capitals (--region: DEPLOY_REGION).
+Nothing else in the shell changes a deploy. A switch's variable takes the functions' words for
+on and off (shared/reader.py); any other value is refused.
 """
 
 from __future__ import annotations
@@ -11,40 +17,56 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-TRUE = frozenset({"1", "true", "yes", "on"})
+from deploy import UsageError
+from shared.reader import truth
 
+__all__ = ["Option", "UsageError", "Values", "help_text", "parse"]
 
-class UsageError(Exception):
-    """A command line or a value the command refuses; the message names the flag."""
+PREFIX = "DEPLOY_"
+LIST, FORM, EXECUTE = "action_list", "action_form", "action_execute"
+ALL = (LIST, FORM, EXECUTE)
 
 
 @dataclass(frozen=True)
 class Option:
     flag: str
-    env: tuple[str, ...] = ()
     default: str = ""
     help: str = ""
     switch: bool = False
     repeat: bool = False  # may be given many times (no environment fallback)
+    setting: str = ""  # the functions' setting it sets
+    readers: tuple[str, ...] = ()  # the functions that are given that setting
+    secret: bool = False  # the value names a secret, wired as SETTING=NAME:latest
 
     @property
     def key(self) -> str:
         return self.flag[2:].replace("-", "_")
 
+    @property
+    def env(self) -> str:
+        """The environment variable read when the flag is absent ("" for none)."""
+        if self.repeat:
+            return ""
+        if self.setting and not self.secret:
+            return self.setting
+        return PREFIX + self.key.upper()
+
 
 @dataclass(frozen=True)
 class Values:
-    """What the command line and the environment gave: by option key; `given`, the flags typed."""
+    """What the command line and the environment gave: by option key; `given`, the flags typed;
+    `from_env`, the variable each value taken from the environment came from."""
 
     values: Mapping[str, str]
     repeated: Mapping[str, tuple[str, ...]]
     given: frozenset[str]
+    from_env: Mapping[str, str]  # option key -> variable name
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]
 
     def on(self, key: str) -> bool:
-        return self.values[key].strip().lower() in TRUE
+        return truth(self.values[key]) is True
 
     def many(self, key: str) -> tuple[str, ...]:
         return self.repeated.get(key, ())
@@ -78,11 +100,19 @@ def parse(table: Sequence[Option], argv: Sequence[str], env: Mapping[str, str]) 
             repeated.setdefault(option.key, []).append(value)
         else:
             values[option.key] = value
+    from_env: dict[str, str] = {}
     for option in table:
-        if option.key not in values and not option.repeat:
-            found = next((env[name] for name in option.env if env.get(name)), option.default)
-            values[option.key] = found
-    return Values(values, {k: tuple(v) for k, v in repeated.items()}, frozenset(given))
+        if option.key in values or option.repeat:
+            continue
+        found = env.get(option.env, "").strip()
+        if not found:
+            values[option.key] = option.default
+            continue
+        if option.switch and truth(found) is None:
+            raise UsageError(f"{option.env}={found!r} (for {option.flag}) must be 1 or 0")
+        values[option.key] = found
+        from_env[option.key] = option.env
+    return Values(values, {k: tuple(v) for k, v in repeated.items()}, frozenset(given), from_env)
 
 
 def help_text(usage: str, intro: str, table: Sequence[Option], outro: str = "") -> str:
@@ -91,8 +121,12 @@ def help_text(usage: str, intro: str, table: Sequence[Option], outro: str = "") 
              "variable used when the flag is absent):"]  # fmt: skip
     for option in table:
         name = option.flag if option.switch or option.repeat else f"{option.flag}=VALUE"
-        where = ", ".join(option.env)
-        text = option.help + (f" [{where}]" if where else "")
+        text = option.help
+        if option.setting:
+            how = f"{option.setting}=NAME:latest" if option.secret else option.setting
+            text += f" -> {how} on {', '.join(r for r in ALL if r in option.readers)}"
+        if option.env:
+            text += f" [{option.env}]"
         if option.default and not option.switch:
             text += f" (default {option.default})"
         body = textwrap.wrap(text, 72)

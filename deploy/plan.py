@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from deploy import iam
-from deploy.config import RUNTIME, SERVICE_THREADS
+from deploy import iam, verify
+from deploy.config import INGRESS, OPTIONS, RUNTIME, SERVICE_THREADS
 from deploy.wiring import Deployment, Function
 
 DELIMITERS = ";|@#~!*&?%+"
@@ -55,6 +55,19 @@ def _shown(name: str, secrets: Mapping[str, str], env: Mapping[str, str]) -> lis
     return [Step(note=line) for line in lines]
 
 
+def _header(d: Deployment) -> list[Step]:
+    """Where the deploy goes, and every value that came from the environment rather than a flag."""
+    lines = [f"# project {d.project}, region {d.region}, runtime service account "
+             f"{d.service_account}, ingress {d.ingress}, max instances {d.max_instances or 'no cap'}"]  # fmt: skip
+    flags = {o.key: o.flag for o in OPTIONS}
+    taken = [
+        f"#   {flags[key]} from {name}={d.values[key]}" for key, name in d.values.from_env.items()
+    ]
+    if taken:
+        lines += ["# Taken from the environment (a flag would win):", *taken]
+    return [Step(note=line) for line in lines]
+
+
 def _grants(d: Deployment) -> list[Step]:
     if not d.on("grant_iam"):
         return []
@@ -67,7 +80,7 @@ def _grants(d: Deployment) -> list[Step]:
     return [Step(tuple(argv)) for argv in iam.runtime_bindings(runtime)]
 
 
-def _next(d: Deployment, hub: str) -> list[Step]:
+def _next(d: Deployment, hub: str, urls: Sequence[str]) -> list[Step]:
     lines = [
         "# Next step for the Looker admin:",
         "#   In Looker, Admin > Platform > Actions > Add Action Hub, enter the hub URL:",
@@ -76,6 +89,14 @@ def _next(d: Deployment, hub: str) -> list[Step]:
         f"#   '{d.token_secret}' (project {d.project}). Read it with:",
         f"#     gcloud secrets versions access latest --secret={d.token_secret} --project={d.project}",
     ]  # fmt: skip
+    if d.allowed_source_ranges:
+        lines += [
+            "# Check from your own machine (outside --allowed-source-ranges) that a forged",
+            "# X-Forwarded-For naming an allowed address is refused (403, or 404 where ingress",
+            "# stops it); 401 or 200 means the forged address was taken:",
+            *(f"#   {line}" for line in verify.curl_lines(d.allowed_source_ranges, urls)),
+            "# or run this deploy's command again with --verify-callers.",
+        ]
     return [Step(note=line) for line in lines]
 
 
@@ -86,30 +107,64 @@ def _deploy_function(
     return Step((
         "gcloud", "functions", "deploy", fn.name, gen, f"--region={d.region}",
         f"--project={d.project}", f"--runtime={RUNTIME}", "--trigger-http",
-        "--allow-unauthenticated", f"--entry-point={fn.entry_point}",
-        f"--source={d.build_dir / fn.entry_point}", f"--service-account={d.service_account}",
-        f"--memory={fn.memory}", f"--timeout={fn.timeout}", f"--set-secrets={_secrets(fn.secrets)}",
-        env_flag, "--quiet",
+        "--allow-unauthenticated", f"--ingress-settings={INGRESS[d.ingress][0]}",
+        f"--entry-point={fn.entry_point}", f"--source={d.build_dir / fn.entry_point}",
+        f"--service-account={d.service_account}", f"--memory={fn.memory}",
+        f"--timeout={fn.timeout}", f"--set-secrets={_secrets(fn.secrets)}", env_flag,
+        f"--max-instances={d.max_instances}" if d.max_instances else "--clear-max-instances",
+        "--quiet",
     ), env=pinned)  # fmt: skip
+
+
+def _gen(d: Deployment) -> tuple[str, str, dict[str, str]]:
+    """The generation flag, the field describe reads the URL from, and the environment that pins
+    which resource describe reads (v1's httpsTrigger.url unless the gen2 property says otherwise,
+    whatever the user's own gcloud config says)."""
+    if d.on("gen2"):
+        return "--gen2", "serviceConfig.uri", {"CLOUDSDK_FUNCTIONS_GEN2": "true"}
+    return "--no-gen2", "httpsTrigger.url", {"CLOUDSDK_FUNCTIONS_GEN2": "false"}
+
+
+def _describe_function(d: Deployment, fn: Function) -> Step:
+    field_, env = _gen(d)[1:]
+    describe = ("gcloud", "functions", "describe", fn.name, f"--region={d.region}",
+                f"--project={d.project}", f"--format=value({field_})")  # fmt: skip
+    placeholder = f"https://{d.region}-{d.project}.cloudfunctions.net/{fn.name}"
+    return Step(describe, read=fn.entry_point, placeholder=placeholder, env=env)
+
+
+def _describe_service(d: Deployment) -> Step:
+    describe = ("gcloud", "run", "services", "describe", d.service, f"--region={d.region}",
+                f"--project={d.project}", "--format=value(status.url)")  # fmt: skip
+    placeholder = f"https://{d.service}-PROJECT_NUMBER.{d.region}.run.app"
+    return Step(describe, read="service", placeholder=placeholder)
+
+
+def deployed_urls(d: Deployment) -> list[Step]:
+    """The steps that read what is deployed: each function's URL, or the service's."""
+    if d.on("single"):
+        return [_describe_service(d)]
+    return [
+        _describe_function(d, d.functions[fn])
+        for fn in ("action_list", "action_form", "action_execute")
+    ]
 
 
 def functions(d: Deployment) -> list[Step]:
     """The three functions: form and execute, their URLs, then the list that names them."""
-    gen2 = d.on("gen2")
-    gen, field_, pinned = ("--gen2", "serviceConfig.uri", "true") if gen2 else (
-        "--no-gen2", "httpsTrigger.url", "false")  # fmt: skip
-    # describe reads the v1 resource (httpsTrigger.url) unless the gen2 property says otherwise,
-    # whatever the user's own gcloud config says: it is pinned for every command.
-    env = {"CLOUDSDK_FUNCTIONS_GEN2": pinned}
+    gen, _, env = _gen(d)
     form, execute, listing = (
         d.functions[f] for f in ("action_form", "action_execute", "action_list")
     )
     urls = {"ACTION_FORM_URL": ref("action_form"), "ACTION_EXECUTE_URL": ref("action_execute")}
-    steps = [Step(note=f"# project {d.project}, region {d.region}, runtime service account "
-                  f"{d.service_account}")]  # fmt: skip
+    shown = {k: f"(URL of {f.name})" for k, f in zip(urls, (form, execute), strict=True)}
+    hub = ref("action_list")
+    if d.public_url:  # Looker reaches each function through the load balancer
+        urls = shown = {k: f"{d.public_url}/{f.name}" for k, f in zip(urls, (form, execute), strict=True)}  # fmt: skip
+        hub = f"{d.public_url}/{listing.name}"
+    steps = _header(d)
     for fn in (form, execute):
         steps += _shown(f"{fn.name} (entry point {fn.entry_point})", fn.secrets, fn.env)
-    shown = {k: f"(URL of {f.name})" for k, f in zip(urls, (form, execute), strict=True)}
     steps += _shown(
         f"{listing.name} (entry point action_list)", listing.secrets, shown | listing.env
     )
@@ -120,11 +175,8 @@ def functions(d: Deployment) -> list[Step]:
     for fn in (form, execute, listing):
         if fn is listing:
             steps.append(_deploy_function(d, listing, urls | listing.env, gen, env))
-        describe = ("gcloud", "functions", "describe", fn.name, f"--region={d.region}",
-                    f"--project={d.project}", f"--format=value({field_})")  # fmt: skip
-        placeholder = f"https://{d.region}-{d.project}.cloudfunctions.net/{fn.name}"
-        steps.append(Step(describe, read=fn.entry_point, placeholder=placeholder, env=env))
-    return steps + _next(d, ref("action_list"))
+        steps.append(_describe_function(d, fn))
+    return steps + _next(d, hub, [ref(f.entry_point) for f in (listing, form, execute)])
 
 
 def service_list(d: Deployment) -> tuple[str, ...]:
@@ -138,9 +190,11 @@ def _deploy_service(d: Deployment, env: Mapping[str, str]) -> Step:
     return Step((
         "gcloud", "run", "deploy", d.service, f"--source={d.build_dir / 'single'}",
         f"--region={d.region}", f"--project={d.project}", f"--service-account={d.service_account}",
-        "--allow-unauthenticated", f"--set-secrets={_secrets(d.service_secrets)}",
-        f"--set-env-vars={join_dict(env)}", f"--memory={d.service_memory}", f"--cpu={cpu}",
-        f"--concurrency={cpu * SERVICE_THREADS}", f"--timeout={d.service_timeout}", "--quiet",
+        "--allow-unauthenticated", f"--ingress={INGRESS[d.ingress][1]}",
+        f"--set-secrets={_secrets(d.service_secrets)}", f"--set-env-vars={join_dict(env)}",
+        f"--memory={d.service_memory}", f"--cpu={cpu}", f"--concurrency={cpu * SERVICE_THREADS}",
+        f"--timeout={d.service_timeout}", f"--max-instances={d.max_instances or 'default'}",
+        "--quiet",
     ))  # fmt: skip
 
 
@@ -148,27 +202,22 @@ def single(d: Deployment, existing: str | None) -> list[Step]:
     """The one service (app.py); `existing`: its URL when it is already deployed. A first deploy
     cannot know its own URL: it reads it after, and sets ACTION_BASE_URL with an update."""
     env = d.service_env
-    steps = [Step(note=f"# project {d.project}, region {d.region}, runtime service account "
-                  f"{d.service_account}")]  # fmt: skip
+    steps = _header(d)
+    base = d.public_url or existing
     steps += _shown(f"{d.service} (Cloud Run service: / the action list, /form, /execute)",
-                    d.service_secrets, env | {"ACTION_BASE_URL": f"(URL of {d.service})"})  # fmt: skip
+                    d.service_secrets, env | {"ACTION_BASE_URL": base or f"(URL of {d.service})"})  # fmt: skip
     steps += _grants(d)
     steps.append(Step(stage=("single",)))
+    if d.public_url:  # the service's own URL is closed to Looker: the hub is the balancer's
+        steps += [_deploy_service(d, env | {"ACTION_BASE_URL": d.public_url}), _describe_service(d)]
+        return steps + _next(d, d.public_url, [ref("service")])
     if existing:
         steps.append(_deploy_service(d, env | {"ACTION_BASE_URL": existing}))
-        return steps + _next(d, existing)
+        return steps + _next(d, existing, [existing])
     steps.append(_deploy_service(d, env))
-    describe = ("gcloud", "run", "services", "describe", d.service, f"--region={d.region}",
-                f"--project={d.project}", "--format=value(status.url)")  # fmt: skip
-    placeholder = f"https://{d.service}-PROJECT_NUMBER.{d.region}.run.app"
-    steps.append(Step(describe, read="service", placeholder=placeholder))
+    steps.append(_describe_service(d))
     update = ("gcloud", "run", "services", "update", d.service, f"--region={d.region}",
               f"--project={d.project}",
               f"--update-env-vars={join_dict({'ACTION_BASE_URL': ref('service')})}", "--quiet")  # fmt: skip
     steps.append(Step(update))
-    return steps + _next(d, ref("service"))
-
-
-def commands(steps: Sequence[Step]) -> list[tuple[str, ...]]:
-    """The gcloud argument lists of a plan, in order."""
-    return [s.argv for s in steps if s.argv]
+    return steps + _next(d, ref("service"), [ref("service")])

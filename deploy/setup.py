@@ -19,11 +19,14 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from deploy import iam
-from deploy.config import check_names
-from deploy.options import Option, UsageError, Values
+from deploy.config import BY_FLAG
+from deploy.config import OPTIONS as DEPLOY_OPTIONS
+from deploy.options import EXECUTE, FORM, Option, UsageError, Values, parse
 from deploy.run import Failed, Runner
+from deploy.wiring import deployment
 from shared.buckets import bucket_name_problem
 from shared.settings import TOPIC
 
@@ -47,25 +50,40 @@ MAKERS: dict[str, tuple[str, Callable[[], str]]] = {
 }
 
 
+# Deploy's options that set-up takes as they are and passes on in the deploy line it prints.
+PASSED_ON = tuple(BY_FLAG[flag] for flag in (
+    "--region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
+    "--allowed-source-ranges", "--trusted-proxy-hops", "--ingress", "--public-url",
+    "--looker-instance-id", "--allow-overwrite", "--object-name-template", "--max-instances",
+    "--gen2", "--single",
+))  # fmt: skip
 OPTIONS = (
-    Option("--project", ("GOOGLE_CLOUD_PROJECT", "PROJECT"), help="the project ID. Required."),
-    Option("--buckets", ("ALLOWED_BUCKETS",), help="bucket names exports may go to. Required."),
-    Option("--location", ("BUCKET_LOCATION",), help="where new buckets live (default: the region)"),
-    Option("--region", ("REGION",), "us-central1", "passed on to deploy"),
-    Option("--topic", ("PUBSUB_TOPIC",), "looker-exports", "a bare topic name"),
-    Option("--service-account", ("SERVICE_ACCOUNT",), "looker-action", "the runtime account's name "
-      "or e-mail"),
-    Option("--token-secret", ("TOKEN_SECRET",), "looker-action-token", "the token's secret"),
-    Option("--key-secret", ("KEY_SECRET",), "gcs-encryption-key", "the encryption key's secret"),
-    Option("--deployer", ("DEPLOYER",), help="also create the CI deployer account", switch=True),
-    Option("--deployer-account", ("DEPLOYER_ACCOUNT",), "looker-action-deployer", "its name"),
-    Option("--github-repo", ("GITHUB_REPO",), help="OWNER/REPO: set up GitHub Actions (a deployer "
-      "account and Workload Identity Federation)"),
-    Option("--download-hosts", ("LOOKER_DOWNLOAD_HOSTS",), help="only put into the printed deploy "
-      "command (your Looker host)"),
-    Option("--dry-run", ("DRY_RUN",), help="print every command instead of running it (a script you "
-      "could paste); runs no gcloud and makes no secret value", switch=True),
+    Option("--project", help="the project ID. Required."),
+    Option("--buckets", help="bucket names exports may go to. Required.", setting="ALLOWED_BUCKETS",
+      readers=(FORM, EXECUTE)),
+    Option("--location", help="where new buckets live (default: the region)"),
+    Option("--topic", "looker-exports", "a bare topic name"),
+    Option("--service-account", "looker-action", "the runtime account's name or e-mail"),
+    Option("--deployer", help="also create the CI deployer account, with the roles to deploy the "
+      "shape chosen here (the three functions, or --single's service)", switch=True),
+    Option("--deployer-account", "looker-action-deployer", "its name"),
+    Option("--github-repo", help="OWNER/REPO: set up GitHub Actions (a deployer account and "
+      "Workload Identity Federation)"),
+    Option("--dry-run", help="print every command instead of running it (a script you could "
+      "paste); runs no gcloud and makes no secret value", switch=True),
+    *PASSED_ON,
 )  # fmt: skip
+SETUP_OUTRO = (
+    "The options from --region on are deploy's own, passed on in the deploy command printed at\n"
+    "the end; set-up checks that command with deploy's own checks before it creates anything.\n\n"
+    "Whoever runs set-up needs, on the project:\n"
+    + "".join(f"  {role}\n" for role in iam.SETUP_RUNNER_ROLES)
+    + "and with --github-repo also "
+    + iam.WORKLOAD_IDENTITY_ADMIN
+    + "."
+)
+
+
 BACKUP = """
 !!! ======================================================================
 !!! BACK UP THE ENCRYPTION KEY NOW.
@@ -95,7 +113,7 @@ class Setup:
 def checked(v: Values) -> Setup:
     project = v["project"]
     if not project:
-        raise UsageError("--project is required (or set GOOGLE_CLOUD_PROJECT or PROJECT)")
+        raise UsageError("--project is required (or set DEPLOY_PROJECT)")
     if not _ID.match(project):
         raise UsageError(f"--project '{project}' is not a valid project ID")
     buckets = tuple(b.strip() for b in v["buckets"].split(",") if b.strip())
@@ -122,7 +140,6 @@ def checked(v: Values) -> Setup:
             )
     if v["deployer_account"] == name:
         raise UsageError("--deployer-account must differ from --service-account")
-    check_names(v, ("--token-secret", "--key-secret"))
     if v["token_secret"] == v["key_secret"]:
         raise UsageError("--token-secret and --key-secret must differ")
     if v["github_repo"] and not _REPO.match(v["github_repo"]):
@@ -134,7 +151,10 @@ def checked(v: Values) -> Setup:
         raise UsageError(f"--topic '{v['topic']}' must be a bare topic name")
     deployer = v.on("deployer") or bool(v["github_repo"])
     deployer_email = f"{v['deployer_account']}@{project}.iam.gserviceaccount.com"
-    return Setup(v, project, buckets, location, email, deployer_email if deployer else None)
+    found = Setup(v, project, buckets, location, email, deployer_email if deployer else None)
+    # What deploy would refuse in the line printed at the end is refused now, in its words.
+    deployment(parse(DEPLOY_OPTIONS, deploy_command(found, "deploy")[1:], {}), Path.cwd())
+    return found
 
 
 class SetupRunner(Runner):
@@ -180,7 +200,7 @@ class SetupRunner(Runner):
         print(f"+ {shlex.join(maker)} | {shlex.join(add)}", file=self.err)
         done = subprocess.run(add, input=value, text=True, stdout=subprocess.DEVNULL)
         if done.returncode:
-            raise UsageError(f"could not add a version to secret {secret}")
+            raise Failed(f"could not add a version to secret {secret} (exit {done.returncode})")
         self.say(f"# secret {secret}: a new {what} was generated and stored (not shown)")
         return True
 
@@ -242,13 +262,14 @@ def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
         r.retried(argv)
     if s.deployer is None:
         return
-    _step(r, "6. Deployer service account for CI")
+    shape = "--single's Cloud Run service" if s.v.on("single") else "the three functions"
+    _step(r, f"6. Deployer service account for CI, with the roles to deploy {shape}")
     r.ensure(f"service account {s.deployer}",
              ["gcloud", "iam", "service-accounts", "describe", s.deployer, p, "--format=value(email)"],
              ["gcloud", "iam", "service-accounts", "create", s.deployer_account, p,
               "--display-name=Looker GCS export deployer (CI)",
               "--description=Runs deploy.sh from Cloud Build or GitHub Actions"])  # fmt: skip
-    for argv in iam.deployer_bindings(s.project, s.deployer, s.account):
+    for argv in iam.deployer_bindings(s.project, s.deployer, s.account, s.v.on("single")):
         r.retried(argv)
 
 
@@ -281,7 +302,7 @@ def _github(s: Setup, r: SetupRunner) -> None:
     else:
         number = r.command(number_cmd).strip()
         if not number.isdigit():
-            raise UsageError(f"gcloud gave no project number for {s.project} (got '{number}')")
+            raise Failed(f"gcloud gave no project number for {s.project} (got '{number}')")
         r.retried([*binding, member.format(number), "--quiet"])
     r.say(
         "# Set these repository variables on GitHub (Settings > Secrets and variables > Actions >"
@@ -299,11 +320,17 @@ def _github(s: Setup, r: SetupRunner) -> None:
 
 
 def deploy_command(s: Setup, deploy: str) -> list[str]:
-    """The deploy command to run next, with what was set up."""
-    return [deploy, f"--project={s.project}", f"--topic={s.topic}", f"--region={s.region}",
-            f"--service-account={s.account}", f"--token-secret={s.token_secret}",
-            f"--key-secret={s.key_secret}", f"--allowed-buckets={','.join(s.buckets)}",
-            f"--download-hosts={s.download_hosts or 'YOUR-INSTANCE.cloud.looker.com'}"]  # fmt: skip
+    """The deploy command to run next, with what was set up and every option passed on."""
+    line = [deploy, f"--project={s.project}", f"--topic={s.topic}",
+            f"--service-account={s.account}", f"--allowed-buckets={','.join(s.buckets)}"]  # fmt: skip
+    hosts = s.v["download_hosts"] or "YOUR-INSTANCE.cloud.looker.com"
+    for option in PASSED_ON:
+        value = hosts if option.flag == "--download-hosts" else s.v[option.key]
+        if option.switch:
+            line += [option.flag] if s.v.on(option.key) else []
+        elif value:
+            line.append(f"{option.flag}={value}")
+    return line
 
 
 def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> None:

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploy.options import UsageError
+from deploy import UsageError
 from shared.integration import FUNCTIONS
 
 SINGLE_FILES = ("app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore")

@@ -20,15 +20,19 @@ from deploy.config import (
     FEEDS,
     GEN1_MAX_TIMEOUT,
     GEN2_MAX_TIMEOUT,
+    OPTIONS,
     RUNTIME_PATHS,
     SECRET_SETTINGS,
     SERVICE_THREADS,
     check_flags,
     extra_env,
+    ingress,
     items,
+    max_instances,
+    public_url,
     seconds,
 )
-from deploy.options import UsageError, Values
+from deploy.options import Option, UsageError, Values
 from shared import settings
 from shared.integration import FUNCTIONS
 from shared.settings import ExecuteSettings, FormSettings, ListSettings
@@ -69,6 +73,9 @@ class Deployment:
     service_secrets: dict[str, str]  # --single: the one service's
     service_env: dict[str, str]
     build_dir: Path
+    ingress: str  # all, internal-and-load-balancer or internal (config.INGRESS)
+    public_url: str  # the load balancer's URL, or "" where Looker calls the platform's URLs
+    max_instances: int | None  # None: no cap
 
     def __getattr__(self, key: str) -> str:  # the options' values: deployment.region, ...
         return self.values[key]
@@ -90,34 +97,37 @@ def _service_account(v: Values) -> str:
     return account
 
 
-def _envs(
-    v: Values, buckets: tuple[str, ...], topic: str, timeout: str
-) -> dict[str, dict[str, str]]:
+def _setting_value(option: Option, v: Values, topic: str) -> str:
+    """What an option gives its setting: a switch 1 (or nothing), the topic in full, a list
+    without blanks, else the value as typed."""
+    if option.switch:
+        return "1" if v.on(option.key) else ""
+    if option.setting == "PUBSUB_TOPIC":
+        return topic
+    if option.setting in ("ALLOWED_BUCKETS", "LOOKER_DOWNLOAD_HOSTS"):
+        return ",".join(items(v[option.key]))
+    return v[option.key]
+
+
+def _wired(v: Values, topic: str, fn: str, secret: bool) -> dict[str, str]:
+    """The settings the options give one function (OPTIONS says which reads which): its plain
+    settings, or with `secret` its secrets' names."""
+    wired: dict[str, str] = {}
+    for option in OPTIONS:
+        if option.setting and option.secret == secret and fn in option.readers:
+            value = v[option.key] if secret else _setting_value(option, v, topic)
+            if value:
+                wired[option.setting] = value
+    return wired
+
+
+def _envs(v: Values, topic: str, timeout: str) -> dict[str, dict[str, str]]:
     """The settings each function gets from the options, by entry point."""
-    settings_of = (
-        ("ALLOWED_SOURCE_RANGES", "allowed_source_ranges"),
-        ("TRUSTED_PROXY_HOPS", "trusted_proxy_hops"),
-        ("LOOKER_INSTANCE_ID", "looker_instance_id"),
-        ("USER_BUCKETS_ATTRIBUTE", "user_buckets_attribute"),
-    )
-    everyone = {name: v[key] for name, key in settings_of if v[key]}  # all three
-    chooses = {"ALLOWED_BUCKETS": ",".join(buckets)} if buckets else {}  # form and execute
-    chooses |= everyone
-    if v.on("allow_overwrite"):
-        chooses["ALLOW_OVERWRITE"] = "1"
-    listed = ",".join(items(v["download_hosts"]))
-    hosts = {"LOOKER_DOWNLOAD_HOSTS": listed} if listed else {}  # execute and the list
-    execute = {"PUBSUB_TOPIC": topic, **chooses, **hosts}
-    if v["object_name_template"]:
-        execute["OBJECT_NAME_TEMPLATE"] = v["object_name_template"]
-    if v["smtp_host"]:
-        smtp = (("SMTP_HOST", "smtp_host"), ("SMTP_FROM", "smtp_from"), ("SMTP_PORT", "smtp_port"),
-                ("SMTP_USER", "smtp_user"))  # fmt: skip
-        execute |= {name: v[key] for name, key in smtp if v[key]}
-    execute |= extra_env(v)
-    # The platform's timeout: the export's time budget (README "Size and time").
-    execute["FUNCTION_TIMEOUT_SECONDS"] = timeout.removesuffix("s")
-    return {"action_form": chooses, "action_execute": execute, "action_list": {**hosts, **everyone}}
+    envs = {fn: _wired(v, topic, fn, secret=False) for fn in FUNCTIONS}
+    envs["action_execute"] |= extra_env(v)
+    # The platform's timeout: the export's time budget (docs "Size and time").
+    envs["action_execute"]["FUNCTION_TIMEOUT_SECONDS"] = timeout.removesuffix("s")
+    return envs
 
 
 def deployment(v: Values, cwd: Path) -> Deployment:
@@ -135,11 +145,7 @@ def deployment(v: Values, cwd: Path) -> Deployment:
         "--service-timeout", v["service_timeout"], GEN2_MAX_TIMEOUT, "the Cloud Run maximum"
     )
     limit = service_timeout if v.on("single") else execute_timeout
-    envs = _envs(v, buckets, topic, limit)
-    token = {"LOOKER_ACTION_TOKEN": v["token_secret"]}
-    execute_secrets = token | {"GCS_ENCRYPTION_KEY": v["key_secret"]}
-    if v["smtp_password_secret"]:
-        execute_secrets["SMTP_PASSWORD"] = v["smtp_password_secret"]
+    envs = _envs(v, topic, limit)
     memory = {"action_execute": v["execute_memory"]}
     timeouts = {"action_execute": execute_timeout}
     functions = {
@@ -148,22 +154,28 @@ def deployment(v: Values, cwd: Path) -> Deployment:
             v["prefix"] + fn,
             memory.get(fn, v["memory"]),
             timeouts.get(fn, timeout),
-            execute_secrets if fn == "action_execute" else token,
+            _wired(v, topic, fn, secret=True),
             envs[fn],
         )
         for fn in ("action_form", "action_execute", "action_list")
     }
     cpu = v["service_cpu"]
-    service_env = envs["action_execute"] | {
-        "WEB_CONCURRENCY": cpu,
-        "GUNICORN_THREADS": str(SERVICE_THREADS),
-    }
+    every = {name: value for fn in FUNCTIONS for name, value in envs[fn].items()}
+    service_env = (
+        every
+        | envs["action_execute"]
+        | {
+            "WEB_CONCURRENCY": cpu,
+            "GUNICORN_THREADS": str(SERVICE_THREADS),
+        }
+    )
     build = (
         Path(v["build_dir"]) if v["build_dir"] else Path(__file__).resolve().parent.parent / "build"
     )
     found = Deployment(
-        v, project, topic, _service_account(v), buckets, functions, execute_secrets, service_env,
-        build if build.is_absolute() else cwd / build,
+        v, project, topic, _service_account(v), buckets, functions,
+        functions["action_execute"].secrets, service_env,
+        build if build.is_absolute() else cwd / build, ingress(v), public_url(v), max_instances(v),
     )  # fmt: skip
     check_settings(found)
     return found

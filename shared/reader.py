@@ -18,6 +18,16 @@ SECRET_NAME = re.compile(rf"^{_NAME}$")
 SECRET_VERSION = re.compile(rf"^projects/[^/]+/secrets/{_NAME}/versions/[^/]+$")
 
 
+def truth(raw: str) -> bool | None:
+    """An on/off setting's words (1 true yes on / 0 false no off, any case); None for others."""
+    word = raw.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    return None
+
+
 @dataclass(frozen=True)
 class SettingProblem:
     name: str
@@ -33,12 +43,14 @@ class Reader:
     def __init__(self, env: Env):
         self.env = env
         self.problems: list[SettingProblem] = []
+        self.asked: dict[str, None] = {}  # every name read, in order: the settings a loader reads
 
     def fail(self, name: str, problem: str) -> None:
         self.problems.append(SettingProblem(name, problem))
 
     def text(self, name: str, *aliases: str) -> str | None:
         for key in (name, *aliases):
+            self.asked[key] = None
             value = self.env.get(key)
             if value is not None and value.strip():
                 return value.strip()
@@ -91,13 +103,12 @@ class Reader:
         return value
 
     def flag(self, name: str) -> bool:
-        raw = (self.text(name) or "0").lower()
-        if raw in {"1", "true", "yes", "on"}:
-            return True
-        if raw in {"0", "false", "no", "off"}:
+        raw = self.text(name) or "0"
+        value = truth(raw)
+        if value is None:
+            self.fail(name, f"must be 1 or 0, got {raw.lower()!r}")
             return False
-        self.fail(name, f"must be 1 or 0, got {raw!r}")
-        return False
+        return value
 
     def csv_list(self, name: str) -> tuple[str, ...]:
         raw = self.text(name) or ""

@@ -102,12 +102,18 @@ def assert_flags_in_deploy_help(args: list[str]) -> None:
 
 
 def dry_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Runs a deploy command as given, with DRY_RUN=1: deploy.sh parses and checks every value
+    """Runs a deploy command as given, with DEPLOY_DRY_RUN=1: deploy.sh parses and checks every value
     and prints the gcloud commands instead of running them."""
     return subprocess.run(
         argv,
         cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LC_ALL": "C.UTF-8", **env, "DRY_RUN": "1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LC_ALL": "C.UTF-8",
+            **env,
+            "DEPLOY_DRY_RUN": "1",
+        },
         capture_output=True,
         text=True,
         timeout=60,

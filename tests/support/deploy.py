@@ -45,6 +45,8 @@ for arg in args:
 if "--data-file=-" in args:
     record["stdin_chars"] = len(sys.stdin.read())
 log = os.environ["FAKE_GCLOUD_LOG"]
+if os.environ.get("FAKE_GCLOUD_FAIL") and " ".join(args).startswith(os.environ["FAKE_GCLOUD_FAIL"]):
+    sys.exit("ERROR: (gcloud) stand-in refuses " + " ".join(args[:2]))
 with open(log, "a") as fh:
     fh.write(json.dumps(record) + "\n")
 opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
