@@ -17,27 +17,21 @@ stop the exports Looker already sends to /execute.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import flask
 
+import action_execute.main as execute
+import action_form.main as form
+import action_list.main as listing
+from shared import http, logs
+from shared.settings import Loaded
+
 ROOT = Path(__file__).resolve().parent
-# action_execute's modules import each other by top-level name (export, order...), as they do
-# when that folder is deployed on its own; shared/ is imported from the root.
-for _path in (ROOT / "action_execute", ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from shared import http, logs  # noqa: E402 - needs the paths above
-
-from budget import Budget  # noqa: E402 - action_execute's, on the path above
-
 ROUTES = {"/": "action_list", "/form": "action_form", "/execute": "action_execute"}
 OVERRAN = (
     "The export did not finish within the service's time budget; the logs say which step it "
@@ -48,23 +42,15 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EntryPoint = Callable[[flask.Request], flask.Response]
 
 
-def _load_function(function: str) -> ModuleType:
-    """`FUNCTION/main.py` as module `FUNCTION_main`: all three files are named main.py."""
-    spec = importlib.util.spec_from_file_location(f"{function}_main", ROOT / function / "main.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {function}/main.py from {ROOT}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _log_refused_routes(modules: dict[str, ModuleType]) -> None:
+def _log_refused_routes() -> None:
     """Say at start which routes refuse every request, so no route is down silently."""
+    loaded: dict[str, Loaded[Any]] = {
+        "/": listing.LOADED, "/form": form.LOADED, "/execute": execute.LOADED,
+    }  # fmt: skip
     refused = {
-        path: sorted({p.name for p in modules[path].LOADED.problems})
+        path: sorted({p.name for p in loaded[path].problems})
         for path in ROUTES
-        if modules[path].LOADED.problems
+        if loaded[path].problems
     }
     with logs.delivery("app", None):
         for path, names in refused.items():
@@ -78,21 +64,21 @@ def _log_refused_routes(modules: dict[str, ModuleType]) -> None:
         logs.info("one service started", serving=serving, refusing=list(refused), stage="start")
 
 
-def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Response:
+def _kept_alive(request: flask.Request) -> flask.Response:
     """`entry_point(request)` in a worker thread; its answer as it is when it comes within the
     keep-alive interval (EXECUTE_KEEPALIVE_SECONDS), else HTTP 200 with a newline every interval,
     then its JSON: the reference hub's `jsonKeepAlive`, so no proxy drops the idle connection
     (Looker reads leading whitespace as nothing). The export keeps to its time budget; should it
     not, the answer still comes before the timeout, saying so."""
-    settings = _MODULES["/execute"].LOADED.settings
-    interval = settings.keepalive_seconds
-    budget = Budget.start(settings.function_timeout)
+    interval = execute.LOADED.settings.keepalive_seconds
+    budget = execute.budget()  # the export's own: the answer comes by its last moment
     done = threading.Event()
     answer: list[flask.Response] = []
 
     def work() -> None:
         try:
-            answer.append(entry_point(request))  # answers every failure itself (shared/http.py)
+            # It answers every failure itself (shared/http.py).
+            answer.append(execute.action_execute(request, started=budget))
         finally:
             done.set()
 
@@ -122,11 +108,10 @@ def _kept_alive(entry_point: EntryPoint, request: flask.Request) -> flask.Respon
     return flask.Response(body(), status=200, mimetype="application/json")
 
 
-_MODULES = {path: _load_function(function) for path, function in ROUTES.items()}
 ENTRY_POINTS: dict[str, EntryPoint] = {
-    path: getattr(module, ROUTES[path]) for path, module in _MODULES.items()
-}
-_log_refused_routes(_MODULES)
+    "/": listing.action_list, "/form": form.action_form, "/execute": execute.action_execute,
+}  # fmt: skip
+_log_refused_routes()
 
 
 def dispatch(request: flask.Request) -> flask.Response:
@@ -137,7 +122,7 @@ def dispatch(request: flask.Request) -> flask.Response:
             logs.warning("refused: no such route", path=request.path[:200], status=404)
         return http.failure("Not found: this action serves /, /form and /execute", 404)
     if entry_point is ENTRY_POINTS["/execute"]:
-        return _kept_alive(entry_point, request)
+        return _kept_alive(request)
     return entry_point(request)
 
 

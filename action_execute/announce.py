@@ -13,12 +13,11 @@ import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from action_execute import workbook
+from action_execute.budget import seconds_left, shown
+from action_execute.record import Export, origin
 from shared import logs
 from shared.errors import UpstreamError
-
-import workbook
-from budget import shown
-from record import Export, origin
 
 if TYPE_CHECKING:
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -114,7 +113,7 @@ def publish(topic: str, export: Export, seconds: float) -> str:
     attempt = 0
     while True:
         attempt += 1
-        timeout = max(0.1, min(ATTEMPT_TIMEOUT, deadline - time.monotonic()))
+        timeout = seconds_left(deadline, ATTEMPT_TIMEOUT)
         try:
             future = _publisher().publish(
                 topic, data, retry=None, timeout=timeout, **attributes(export)

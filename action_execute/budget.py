@@ -8,30 +8,50 @@ timeline; each step must be done by the point where the reserves of the steps af
     | data stream: download, workbook, upload chunks | finalise | publish | e-mail | answer |
     0                                                                             end  timeout
 
-- answer: 10% of the timeout, at most 30 s, kept for cancelling an upload and answering Looker;
-- finalise (the upload's last chunk, reading the object back): 10%, at most 30 s;
-- publish (the Pub/Sub announcement): 10%, at most 30 s;
-- e-mail (only when a notice will be sent): 5%, at most 20 s.
+The stream (`Step.STREAM`) has what the others leave; `RESERVES` holds each later step's share
+(finalise: the upload's last chunk and the read-back; publish: the Pub/Sub announcement; e-mail:
+only when a notice will be sent), and `ANSWER` what is kept for cancelling an upload and
+answering Looker. Time a step leaves unused passes to the steps after it. A step that runs out
+ends the way its failure always ends (docs "Size and time"), and the log names the step. With no
+timeout (a local run) there is no budget, and each step keeps its own cap.
 
-Time a step leaves unused passes to the steps after it. A step that runs out ends the way its
-failure always ends (README "Size and time"), and the log names the step. With no timeout (a
-local run) there is no budget, and each step keeps its own cap.
+`seconds_left` is the one way any step counts the time it still has.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from shared.errors import ActionError
+from shared.settings import MAX_FUNCTION_TIMEOUT
 
-# The steps, in order, and the share of the timeout each one after the data stream keeps back:
+
+class Step(StrEnum):
+    """The export's steps, in order (their values are what the logs say: `"cut": "publish"`)."""
+
+    STREAM = "stream"
+    FINALISE = "finalise"
+    PUBLISH = "publish"
+    EMAIL = "email"
+
+
+STEPS = tuple(Step)
+# The share of the timeout each step after the data stream keeps back, and the answer's:
 # (fraction of the timeout, at most this many seconds).
-STEPS = ("stream", "finalise", "publish", "email")
-RESERVES = {"finalise": (0.10, 30.0), "publish": (0.10, 30.0), "email": (0.05, 20.0)}
+RESERVES = {Step.FINALISE: (0.10, 30.0), Step.PUBLISH: (0.10, 30.0), Step.EMAIL: (0.05, 20.0)}
 ANSWER = (0.10, 30.0)
-SHORTEST = 0.05  # seconds: what a step that has run out still gets to fail cleanly
+SHORTEST = 0.1  # seconds: what a step that has run out still gets, to fail cleanly
+
+
+def seconds_left(until: float | None, cap: float) -> float:
+    """Seconds until `until` (time.monotonic()), at most `cap` and at least SHORTEST; `cap`
+    where there is no end (no budget)."""
+    if until is None:
+        return cap
+    return max(SHORTEST, min(cap, until - time.monotonic()))
 
 
 class OutOfTime(ActionError):
@@ -60,13 +80,17 @@ class Budget:
     def start(cls, timeout: float | None, *, email: bool = False) -> Budget:
         return cls(timeout, time.monotonic(), email)
 
-    def _reserve(self, step: str) -> float:
+    def sending_email(self, email: bool) -> Budget:
+        """The same budget (same start), keeping the e-mail's reserve back when one is sent."""
+        return replace(self, email=email)
+
+    def _reserve(self, step: Step) -> float:
         assert self.timeout is not None
-        if step == "email" and not self.email:
+        if step == Step.EMAIL and not self.email:
             return 0.0
         return _share(self.timeout, RESERVES[step])
 
-    def ends(self, step: str) -> float | None:
+    def ends(self, step: Step) -> float | None:
         """When `step` must be done (time.monotonic()), leaving the later steps their reserves."""
         if self.timeout is None:
             return None
@@ -74,12 +98,9 @@ class Budget:
         answer = _share(self.timeout, ANSWER)
         return self.started + self.timeout - answer - sum(self._reserve(s) for s in later)
 
-    def left(self, step: str, cap: float) -> float:
+    def left(self, step: Step, cap: float) -> float:
         """Seconds `step` may still take: its own `cap`, cut to what the budget has left."""
-        ends = self.ends(step)
-        if ends is None:
-            return cap
-        return max(SHORTEST, min(cap, ends - time.monotonic()))
+        return seconds_left(self.ends(step), cap)
 
     def answer_by(self) -> float | None:
         """When Looker must have its answer: the end of the last step."""
@@ -96,7 +117,7 @@ class Budget:
         last = self.last_moment()
         return last is not None and time.monotonic() >= last
 
-    def passed(self, step: str) -> bool:
+    def passed(self, step: Step) -> bool:
         ends = self.ends(step)
         return ends is not None and time.monotonic() >= ends
 
@@ -107,22 +128,23 @@ class Budget:
         try:
             for chunk in chunks:
                 read += len(chunk)
-                if self.passed("stream"):
+                if self.passed(Step.STREAM):
                     raise self._stopped(read, what)
                 yield chunk
         except ActionError:
-            if self.passed("stream"):
+            if self.passed(Step.STREAM):
                 raise self._stopped(read, what) from None
             raise
 
     def _stopped(self, read: int, what: str) -> OutOfTime:
         assert self.timeout is not None
-        ends = self.ends("stream")
+        ends = self.ends(Step.STREAM)
         assert ends is not None
         return OutOfTime(
             f"The export was stopped after {shown(ends - self.started)} s, below the function's "
             f"{self.timeout:.0f} s timeout (the rest is kept for storing, announcing and "
             f"answering): {read:,} bytes of the {what} had been read, and nothing was stored. "
-            "Send less data (filters, fewer rows), or deploy with a longer timeout "
-            "(deploy.sh --gen2 allows up to 3600 s)."
+            "Send less data (filters, fewer rows), or give the function a longer timeout "
+            f"(FUNCTION_TIMEOUT_SECONDS with the platform's; deploy's --execute-timeout, up to "
+            f"{MAX_FUNCTION_TIMEOUT} s with --gen2)."
         )

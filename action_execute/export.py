@@ -10,22 +10,15 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO
 
+from action_execute import announce, naming, notify, record, storage, tiles, workbook
+from action_execute.budget import Budget, Step
+from action_execute.download import DownloadPolicy
+from action_execute.order import ExportOrder
+from action_execute.record import Export
 from shared import logs
 from shared.errors import ActionError
 from shared.looker import ActionResponse
 from shared.settings import ExecuteSettings
-
-import announce
-import naming
-import notify
-import record
-import storage
-import tiles
-import workbook
-from budget import Budget
-from download import DownloadPolicy
-from order import ExportOrder
-from record import Export
 
 
 def _policy(config: ExecuteSettings, budget: Budget) -> DownloadPolicy:
@@ -35,7 +28,7 @@ def _policy(config: ExecuteSettings, budget: Budget) -> DownloadPolicy:
         allow_http=config.allow_http_downloads,
         limits=limits,
         # A download never outlives the data stream's share of the budget: a hung one is cut.
-        seconds=budget.left("stream", limits.download_total_timeout),
+        seconds=budget.left(Step.STREAM, limits.download_total_timeout),
     )
 
 
@@ -88,10 +81,10 @@ def _store(order: ExportOrder, config: ExecuteSettings, budget: Budget) -> Expor
         name = wanted
     else:
         with logs.stage("name", bucket=order.bucket):
-            name = destination.free_name(wanted, by=budget.ends("stream"))
+            name = destination.free_name(wanted, by=budget.ends(Step.STREAM))
     content_type = order.content.content_type if order.original else storage.XLSX
     stage = "original" if order.original else "workbook"
-    finish_by = budget.ends("finalise")
+    finish_by = budget.ends(Step.FINALISE)
     with logs.stage(stage, bucket=order.bucket, object=name, replace=order.overwrite) as fields:
         with destination.writer(
             name,
@@ -122,7 +115,7 @@ def _store_under_a_free_name(order: ExportOrder, config: ExecuteSettings, budget
 
 def _announce(export: Export, config: ExecuteSettings, budget: Budget) -> ActionResponse | None:
     """Publish; None when done, else the answer that says where the kept object is."""
-    seconds = budget.left("publish", announce.PUBLISH_DEADLINE)
+    seconds = budget.left(Step.PUBLISH, announce.PUBLISH_DEADLINE)
     try:
         with logs.stage("announce", topic=config.pubsub_topic, budget=round(seconds, 3)) as f:
             f["message_id"] = announce.publish(config.pubsub_topic, export, seconds)
@@ -136,7 +129,7 @@ def _announce(export: Export, config: ExecuteSettings, budget: Budget) -> Action
             status=502,
             gcs_uri=stored.gcs_uri,
             size=stored.size,
-            cut="publish" if budget.passed("publish") else None,
+            cut=Step.PUBLISH if budget.passed(Step.PUBLISH) else None,
         )
         return ActionResponse(False, message, status=502)
     return None
@@ -147,9 +140,11 @@ def _email(export: Export, config: ExecuteSettings, budget: Budget) -> str:
     email = export.order.email
     if config.smtp is None or not email:
         return ""
-    reason = notify.send(export, config.smtp, budget.left("email", notify.TIMEOUT_SECONDS))
-    if reason is not None and budget.passed("email"):
-        logs.warning("the e-mail step ran out of its share of the time", stage="email", cut="email")
+    reason = notify.send(export, config.smtp, budget.left(Step.EMAIL, notify.TIMEOUT_SECONDS))
+    if reason is not None and budget.passed(Step.EMAIL):
+        logs.warning(
+            "the e-mail step ran out of its share of the time", stage="email", cut=Step.EMAIL
+        )
     return "" if reason is None else f"; the e-mail to {email} failed: {reason}"
 
 

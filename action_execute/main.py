@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import flask
 
+from action_execute import export
+from action_execute.budget import Budget
+from action_execute.order import order_from
 from shared import http, settings
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
-
-import export
-from budget import Budget
-from order import order_from
 
 LOADED = settings.load(ExecuteSettings.read)
 http.log_start("action_execute", LOADED)
 
 
-def handle(body: bytes, headers: Mapping[str, str], config: ExecuteSettings) -> tuple[Any, int]:
-    started = time.monotonic()
+def budget() -> Budget:
+    """A request's time budget, from now: its arrival."""
+    return Budget.start(LOADED.settings.function_timeout)
+
+
+def handle(
+    body: bytes, headers: Mapping[str, str], config: ExecuteSettings, budget: Budget
+) -> tuple[Any, int]:
     order = order_from(ActionRequest.parse(body, headers), config)
     emails = config.smtp is not None and order.email is not None
-    budget = Budget(config.function_timeout, started, email=emails)
-    response = export.run(order, config, budget)
+    response = export.run(order, config, budget.sending_email(emails))
     return response.body(), response.status
 
 
-def action_execute(request: flask.Request) -> flask.Response:
-    return http.serve(request, function="action_execute", loaded=LOADED, handle=handle)
+def action_execute(request: flask.Request, started: Budget | None = None) -> flask.Response:
+    """The entry point; `started`: the request's budget when the caller began counting before
+    (the one service, which answers with keep-alives by the same budget)."""
+    bound = partial(handle, budget=started or budget())
+    return http.serve(request, function="action_execute", loaded=LOADED, handle=bound)

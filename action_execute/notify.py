@@ -16,11 +16,10 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
+from action_execute.budget import shown
+from action_execute.record import Export
 from shared import logs
 from shared.mail import SmtpSettings
-
-from budget import shown
-from record import Export
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from action_execute.source import Source, source_of
 from shared.buckets import bucket_name_problem, buckets_for_user
 from shared.errors import FormError
 from shared.integration import OUTPUTS, OVERWRITES, Content, content_for
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
-
-from source import Source, source_of
 
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
 MAX_SUBJECT = 100

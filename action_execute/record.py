@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import workbook
-from order import ExportOrder
-from storage import StoredObject
+from action_execute import workbook
+from action_execute.order import ExportOrder
+from action_execute.storage import StoredObject
 
 # Cells changed on the way, by kind: what Looker's message says of them.
 CHANGES = {

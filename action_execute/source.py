@@ -12,13 +12,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from action_execute import download
+from action_execute.download import DownloadPolicy
 from shared import logs
 from shared.errors import ActionError
 from shared.integration import Content
 from shared.looker import ActionRequest, Attachment
-
-import download
-from download import DownloadPolicy
 
 # A multiple of 4 base64 characters, so each slice decodes on its own.
 _SLICE = 4 * 64 * 1024

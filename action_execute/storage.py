@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import IO, TYPE_CHECKING, Any
 
+from action_execute import naming
+from action_execute.budget import seconds_left
 from shared import logs
 from shared.errors import ActionError, UpstreamError
-
-import naming
 
 if TYPE_CHECKING:
     from google.cloud import storage as gcs  # type: ignore[attr-defined]
@@ -29,7 +28,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_NAME_TRIES = 20
 REQUEST_TIMEOUT = 120.0  # seconds, for one request to GCS when the export's budget has more
 CANCEL_TIMEOUT = 10.0
-SHORTEST = 0.1
 
 
 @dataclass(frozen=True)
@@ -219,9 +217,7 @@ class _Clock:
     cancel_by: float | None = None
 
     def left(self) -> float:
-        if self.finish_by is None:
-            return REQUEST_TIMEOUT
-        return max(SHORTEST, min(REQUEST_TIMEOUT, self.finish_by - time.monotonic()))
+        return seconds_left(self.finish_by, REQUEST_TIMEOUT)
 
     def request(self) -> dict[str, Any]:
         """A request's `timeout` and `retry`, both cut to what is left."""
@@ -231,9 +227,7 @@ class _Clock:
         return {"timeout": left, "retry": DEFAULT_RETRY.with_timeout(left)}
 
     def cancel_left(self) -> float:
-        if self.cancel_by is None:
-            return CANCEL_TIMEOUT
-        return max(SHORTEST, min(CANCEL_TIMEOUT, self.cancel_by - time.monotonic()))
+        return seconds_left(self.cancel_by, CANCEL_TIMEOUT)
 
 
 def _bounded_writer(blob: gcs.Blob, clock: _Clock, **kwargs: Any) -> IO[bytes]:

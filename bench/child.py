@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "action_execute")]  # as staged: its modules are top-level
+sys.path[:0] = [str(ROOT)]  # run as a script: the repository's packages by name
 
 CHUNK = 256 * 1024
 NO_LIMITS: Any = None  # set in _limits(); the zip guards stay on, with room for every size
@@ -66,7 +66,7 @@ class DeflatingSink(NullSink):
 
     def __init__(self, level: int) -> None:
         super().__init__()
-        from workbook import deflate
+        from action_execute.workbook import deflate
 
         self._zlib = deflate.compressor(level)
         self.seconds = 0.0
@@ -92,8 +92,7 @@ def _limits() -> Any:
 
 def ours(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     """The project's conversion: zip chunks in -> workbook bytes out (null sink, or `out`)."""
-    import tiles
-    import workbook
+    from action_execute import tiles, workbook
 
     sink: IO[bytes] | NullSink = out.open("wb") if out else NullSink()
     began = time.perf_counter()
@@ -126,7 +125,7 @@ class SerialPipe:
 
 def ours_serial(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     """Ours with the deflate on the calling thread: what the second core gives."""
-    import workbook
+    from action_execute import workbook
 
     workbook.pipe.Pipe = SerialPipe  # type: ignore[assignment,misc]
     return ours(path, level, out)
@@ -134,7 +133,7 @@ def ours_serial(path: Path, level: int, out: Path | None) -> dict[str, Any]:
 
 def ours_zlib(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     """Ours with zlib, as without the ISA-L wheel: the size and speed ISA-L is measured against."""
-    from workbook import deflate
+    from action_execute.workbook import deflate
 
     deflate._ENGINE = ImportError("the benchmark's zlib variant")
     return ours(path, level, out)
@@ -146,9 +145,8 @@ def floor(path: Path, level: int, out: Path | None) -> dict[str, Any]:
     The XML to deflate is the workbook's own: written at level 0 (stored blocks: the XML plus
     5 bytes a 64 KiB block) into a sink that deflates it at `level`, only zlib's time counted.
     """
-    import tiles
-    import workbook
-    from workbook import cells
+    from action_execute import tiles, workbook
+    from action_execute.workbook import cells
 
     classify: Callable[[str], tuple[int, str]] = cells.classify
     began = time.perf_counter()
@@ -201,7 +199,7 @@ def xlsxwriter_cm(path: Path, level: int, out: Path | None) -> dict[str, Any]:
 
     import xlsxwriter
 
-    from workbook import cells
+    from action_execute.workbook import cells
 
     sink = NullSink()
     began = time.perf_counter()
@@ -253,8 +251,10 @@ def main() -> None:
     if args.profile:
         import cProfile
 
-        import tiles
-        import workbook  # imported first: the profile is of the work, not of the imports
+        from action_execute import (
+            tiles,
+            workbook,  # imported first: the profile is of the work, not of the imports
+        )
 
         del tiles, workbook
 

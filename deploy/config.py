@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 from deploy.options import ALL, EXECUTE, FORM, LIST, Option, UsageError, Values
 from shared.callers import Callers
 from shared.reader import SECRET_NAME, Reader
-from shared.settings import PROJECT_ID
+from shared.settings import MAX_FUNCTION_TIMEOUT, PROJECT_ID
 
 RUNTIME = "python312"
 GEN1_MEMORY = ("128MB", "256MB", "512MB", "1024MB", "2048MB", "4096MB", "8192MB")
-GEN1_MAX_TIMEOUT, GEN2_MAX_TIMEOUT = 540, 3600
+GEN1_MAX_TIMEOUT, GEN2_MAX_TIMEOUT = 540, MAX_FUNCTION_TIMEOUT
 SERVICE_THREADS = 4  # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.conf.py defaults
 # What --execute-env may set: README "Configuration" rows for action_execute that no option sets.
 EXTRA_EXECUTE_SETTINGS = (
@@ -82,11 +82,11 @@ OPTIONS = (
       + " ".join(EXTRA_EXECUTE_SETTINGS), repeat=True),
     Option("--max-instances", help="the most instances of each function (or of the service) at "
       "once: a cap on cost; a delivery beyond it waits or fails (default: no cap)"),
-    Option("--gen2", help="deploy 2nd gen functions (32 MiB requests, 3600 s)", switch=True),
+    Option("--gen2", help=f"deploy 2nd gen functions (32 MiB requests, {MAX_FUNCTION_TIMEOUT} s)", switch=True),
     Option("--memory", "256MB", "action_list and action_form's memory"),
     Option("--execute-memory", "512MB", "action_execute's memory (2nd gen also takes e.g. 1Gi)"),
     Option("--timeout", "60s", "action_list and action_form's timeout"),
-    Option("--execute-timeout", help="action_execute's timeout (default 540s; with --gen2 3600s), "
+    Option("--execute-timeout", help=f"action_execute's timeout (default {GEN1_MAX_TIMEOUT}s; with --gen2 {MAX_FUNCTION_TIMEOUT}s), "
       "also FUNCTION_TIMEOUT_SECONDS: its time budget"),
     Option("--build-dir", help="where the functions are staged (default build/)"),
     Option("--grant-iam", help="also grant the runtime account its roles, each on its one "
@@ -99,7 +99,7 @@ OPTIONS = (
     Option("--service", "looker-action", "the Cloud Run service (--single)"),
     Option("--service-memory", "2Gi", "Cloud Run memory (--single)"),
     Option("--service-cpu", "1", "vCPUs: 1, 2, 4 or 8 (--single)"),
-    Option("--service-timeout", "3600s", "longest request (--single)"),
+    Option("--service-timeout", f"{MAX_FUNCTION_TIMEOUT}s", "longest request (--single)"),
 )  # fmt: skip
 BY_FLAG = {o.flag: o for o in OPTIONS}
 # The setting each option sets, for naming the flag beside the setting in a refusal.

@@ -1,9 +1,11 @@
 """Staging: a self-contained source folder per function, as gcloud uploads it.
 
-OUT/FUNCTION/ holds every non-test file of the function's folder, a copy of shared/ (gcloud
-uploads only the --source folder, and `import shared` must work there), requirements.txt (the
-function's own, else the repository's) and a .gcloudignore (unless the function brings one) so
-that gcloud uploads the stage as it is. OUT/single/ is the one-service bundle, also a Docker build
+OUT/FUNCTION/ is laid out so that the code's own imports work there as they do in the repository:
+the function's folder as its package (OUT/FUNCTION/FUNCTION/: `from action_execute import
+export`), its main.py once more at the top (where Cloud Functions loads the entry point from), a
+copy of shared/ (gcloud uploads only the --source folder, and `import shared` must work there),
+requirements.txt (the function's own, else the repository's) and a .gcloudignore so that gcloud
+uploads the stage as it is. OUT/single/ is the one-service bundle, also a Docker build
 context: app.py, gunicorn.conf.py, Dockerfile, .dockerignore, the three function folders side by
 side, shared/ and the root requirements.txt.
 
@@ -93,21 +95,17 @@ def _function(root: Path, out: Path, fn: str) -> list[str]:
             "at the repository root)"
         )
     built = Path(tempfile.mkdtemp(prefix=f".stage-{fn}.", dir=out))
-    copy_tree(src, built)
+    copy_tree(src, built / fn)
+    shutil.copy(src / "main.py", built / "main.py")
     copy_tree(root / "shared", built / "shared")
-    if requirements == "requirements.txt":
-        shutil.copy(root / "requirements.txt", built / "requirements.txt")
-    if not (built / ".gcloudignore").exists():
-        (built / ".gcloudignore").write_text(GCLOUDIGNORE)
+    shutil.copy(root / requirements, built / "requirements.txt")
+    (built / ".gcloudignore").write_text(GCLOUDIGNORE)
     _swap_in(built, out / fn)
-    files = sorted(
-        str(p.relative_to(out / fn))
-        for p in (out / fn).rglob("*")
-        if p.is_file() and (out / fn / "shared") not in p.parents
-    )
-    shared = sum(1 for p in (out / fn / "shared").rglob("*") if p.is_file())
-    return [f"staged {fn} -> {out / fn}", *(f"  {f}" for f in files),
-            f"  shared/ ({shared} files)", f"  (requirements.txt from {requirements})"]  # fmt: skip
+    files = sorted(str(p.relative_to(out / fn)) for p in (out / fn).iterdir() if p.is_file())
+    counts = [f"  {d}/ ({sum(1 for p in (out / fn / d).rglob('*') if p.is_file())} files)"
+              for d in (fn, "shared")]  # fmt: skip
+    return [f"staged {fn} -> {out / fn}", *(f"  {f}" for f in files), *counts,
+            f"  (requirements.txt from {requirements})"]  # fmt: skip
 
 
 def _single(root: Path, out: Path) -> list[str]:

@@ -33,9 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-for _path in (ROOT, ROOT / "action_execute"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:  # run as a script: the repository's packages by name
+    sys.path.insert(0, str(ROOT))
 
 SAMPLE = "execute_dashboard_formatted_push.json"
 PROJECT = "acme-looker-7"
@@ -76,10 +75,8 @@ def sample_zip() -> bytes:
 def write_sample_workbook(path: Path) -> list[str]:
     """The sample dashboard through the export's own steps (tiles.py -> workbook).
     Returns the sheet names."""
+    from action_execute import tiles, workbook
     from shared.settings import Limits
-
-    import tiles
-    import workbook
 
     limits = Limits(max_uncompressed_bytes=1 << 30, max_zip_entries=100)
     with path.open("wb") as sink:

@@ -37,6 +37,7 @@ DEFAULT_OBJECT_NAME_TEMPLATE = "{subject}/{date}/{title}_{timestamp}.xlsx"
 DEFAULT_OVERWRITE_NAME_TEMPLATE = "{subject}/{title}.xlsx"
 USER_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MAX_FUNCTION_TIMEOUT = 3600  # seconds: the longest a 2nd gen function or Cloud Run request runs
 
 
 def _token(reader: Reader) -> str:
@@ -193,11 +194,13 @@ def _template(reader: Reader, setting: str, default: str) -> str:
 
 
 def _function_timeout(reader: Reader) -> float | None:
-    """FUNCTION_TIMEOUT_SECONDS: the platform's timeout, which deploy.sh sets to what it deploys
+    """FUNCTION_TIMEOUT_SECONDS: the platform's timeout, which deploy sets to what it deploys
     with; unset (a local run), no soft deadline but the download's own."""
     if reader.text("FUNCTION_TIMEOUT_SECONDS") is None:
         return None
-    return float(reader.integer("FUNCTION_TIMEOUT_SECONDS", 540, minimum=1, maximum=3600))
+    return float(
+        reader.integer("FUNCTION_TIMEOUT_SECONDS", 540, minimum=1, maximum=MAX_FUNCTION_TIMEOUT)
+    )
 
 
 def _topic(reader: Reader) -> str:
@@ -262,7 +265,9 @@ class ExecuteSettings(CommonSettings):
                 "MAX_COMPRESSION_RATIO", Limits.max_compression_ratio, minimum=2, maximum=100_000
             ),
             download_total_timeout=float(
-                reader.integer("DOWNLOAD_TIMEOUT_SECONDS", 300, minimum=1, maximum=3600)
+                reader.integer(
+                    "DOWNLOAD_TIMEOUT_SECONDS", 300, minimum=1, maximum=MAX_FUNCTION_TIMEOUT
+                )
             ),
         )
         chunk = reader.integer("UPLOAD_CHUNK_BYTES", 8 * mib, minimum=256 * 1024, maximum=256 * mib)

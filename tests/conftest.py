@@ -1,5 +1,5 @@
-"""Test set-up: the repo root (for `shared`, `localdev`) and action_execute's folder (its modules
-are top-level in the deployed function) are importable, as they are in a staged function."""
+"""Test set-up: the repository root is importable (`shared`, `action_execute`, `localdev`), as
+the staged function's folder is where it is deployed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "action_execute"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 pytest_plugins = ["tests.support.emulators", "tests.support.world"]
 

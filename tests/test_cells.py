@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbook import cells, layout
-from workbook.cells import BLANK, DATE, DATETIME, NUMBER, TEXT
-from workbook.columns import code_columns
+from action_execute.workbook import cells, layout
+from action_execute.workbook.cells import BLANK, DATE, DATETIME, NUMBER, TEXT
+from action_execute.workbook.columns import code_columns
 
 # (source text, kind, value written as <v> / kept as text)
 CASES: list[tuple[str, int, str]] = [
@@ -236,7 +236,7 @@ def test_a_column_of_codes_is_text_throughout_and_other_columns_are_not() -> Non
 
     import openpyxl
 
-    import workbook
+    from action_execute import workbook
 
     sink = io.BytesIO()
     rows = [["Zip", "Count"], ["01234", "7"], ["79618", "12"], *[["80331", "3"]] * 200]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from action_execute import storage
 from localdev.csek_proxy import key_sha256_b64
 from tests.support.emulators import PROJECT, read_object, storage_client
 from tests.support.handlers import FORM_FIELDS, TOKEN, looker_headers, payload
@@ -30,8 +31,6 @@ from tests.support.world import (
     sheets_by_calamine,
     url_body,
 )
-
-import storage
 
 pytestmark = pytest.mark.parametrize("shape", SHAPES, indirect=True)
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from action_execute import workbook
+from action_execute.workbook import formats
+from action_execute.workbook.shape import MAX_HEADER_ROWS, read_shape
 from tests.support.office import shown
 from tests.support.world import sheets_by_openpyxl
-
-import workbook
-from workbook import formats
-from workbook.shape import MAX_HEADER_ROWS, read_shape
 
 # (Looker's text, the cell's value, the Excel number format); the LookML value format that
 # writes it in the comment.

@@ -20,15 +20,14 @@ import openpyxl
 import pytest
 import python_calamine
 
+from action_execute import tiles as tiles_module
+from action_execute import workbook
 from shared.settings import Limits
 from tests.support import looker_exports as looker
 from tests.support.handlers import payload
 from tests.support.looker_exports import VARIANTS, Variant
 from tests.support.office import shown
 from tests.support.world import Deployment, execute, only_object
-
-import tiles as tiles_module
-import workbook
 
 LIMITS: Final = Limits(max_zip_entries=100, max_uncompressed_bytes=1 << 26)
 _ROUNDED = re.compile(r"[0-9](?:\.(?P<decimals>[0-9]+))?(?P<scale>[%KM])?\)?$")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-import naming
+from action_execute import naming
 
 NOW = datetime(2026, 11, 30, 7, 0, 5, tzinfo=UTC)
 TEMPLATE = "{subject}/{date}/{title}_{timestamp}.xlsx"

@@ -10,7 +10,7 @@ import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbook.names import SheetNamer
+from action_execute.workbook.names import SheetNamer
 
 FORBIDDEN = re.compile("[\\[\\]:*?/\\\\\x00-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 

@@ -42,6 +42,7 @@ from tests.support.world import (
     Deployment,
     assert_announced,
     assert_sample,
+    forget_entry_modules,
     only_object,
     push_body,
     sample_zip,
@@ -160,6 +161,7 @@ class TestRoutes:
         assert fresh.post("/", headers=looker_headers()).status_code == 403
 
     def test_functions_framework_serves_the_same_routes(self) -> None:
+        forget_entry_modules()
         served = functions_framework.create_app("dispatch", str(ROOT / "app.py")).test_client()
         listing = served.post("/", headers=looker_headers())
         assert listing.status_code == 200
@@ -504,8 +506,8 @@ def test_staged_single_bundle_is_self_contained(tmp_path: Path) -> None:
     assert result["app"] == "Flask"
     assert result["routes"] == ["/", "/execute", "/form"]
     assert result["entry_points"] == [
-        "action_execute_main.action_execute",
-        "action_form_main.action_form",
-        "action_list_main.action_list",
+        "action_execute.main.action_execute",
+        "action_form.main.action_form",
+        "action_list.main.action_list",
     ]
     assert result["leaks"] == [], "modules were loaded from the repo instead of the stage"

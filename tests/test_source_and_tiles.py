@@ -12,15 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from action_execute import download, source, tiles
+from action_execute.download import DownloadPolicy, DownloadRefused
 from shared.errors import ActionError
 from shared.integration import CONTENT
 from shared.looker import ActionRequest, Attachment, ScheduledPlan
 from shared.settings import Limits
-
-import download
-import source
-import tiles
-from download import DownloadPolicy, DownloadRefused
 
 LIMITS = Limits(max_zip_entries=50, max_uncompressed_bytes=50_000_000, max_compression_ratio=250)
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
+from action_execute import workbook
+from action_execute.workbook import cells, columns
 from tests.support.office import shown
 from tests.support.world import sheets_by_calamine, sheets_by_openpyxl
-
-import workbook
-from workbook import cells, columns
 
 # (timeframe, what Looker writes, the value a reader should see: a date, or the text itself)
 TABLE: list[tuple[str, str, Any]] = [

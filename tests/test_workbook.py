@@ -22,10 +22,9 @@ import pytest
 import python_calamine
 import xlsxwriter
 
+from action_execute import workbook
+from action_execute.workbook import SheetSummary, WorkbookError
 from tests.support import office
-
-import workbook
-from workbook import SheetSummary, WorkbookError
 
 Value = None | int | float | str | dt.date | dt.datetime
 Tiles = list[tuple[str, Iterable[Sequence[str]]]]
@@ -771,7 +770,7 @@ def test_an_all_digit_text_over_excels_limit_is_cut_like_any_other() -> None:
 
 
 def test_the_workbook_deflates_with_isal_and_reads_back_the_same() -> None:
-    from workbook import deflate
+    from action_execute.workbook import deflate
 
     assert deflate.engine() == "isal"  # the wheel requirements.txt installs loads here
     tiles, expected = tricky_tiles()
@@ -782,7 +781,7 @@ def test_the_workbook_deflates_with_isal_and_reads_back_the_same() -> None:
 
 
 def test_without_isal_zlib_writes_the_same_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbook import deflate
+    from action_execute.workbook import deflate
 
     tiles, expected = tricky_tiles()
     monkeypatch.setattr(deflate, "_ENGINE", ImportError("no isal here"))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from action_execute import download
 from tests.support.catalogue import (
     Watch,
     assert_exported,
@@ -23,8 +24,6 @@ from tests.support.catalogue import (
     call,
 )
 from tests.support.world import Deployment, sample_zip, url_body
-
-import download
 
 SECRET_PATH = "/api/internal/scheduled_plan/1234/download/one-time-9f8e7d6c5b4a/x.zip"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from action_execute import announce
 from localdev.canned_http import CannedHttpServer
 from localdev.lifecycle import free_port
 from tests.support.catalogue import (
@@ -33,8 +34,6 @@ from tests.support.catalogue import (
 )
 from tests.support.emulators import read_object, storage_client
 from tests.support.world import Deployment, assert_sample, push_body, sample_zip, url_body
-
-import announce
 
 
 def zip_bytes(size: int) -> bytes:
@@ -362,7 +361,7 @@ class TestKey:
         assert_nothing_stored(world, gcs_untouched=True)
 
     def test_the_writer_itself_refuses_a_key_that_is_not_32_bytes(self) -> None:
-        import storage
+        from action_execute import storage
 
         for key in (b"", b"k" * 16, b"k" * 31):
             with pytest.raises(ValueError, match="exactly 32 bytes"):

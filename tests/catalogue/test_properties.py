@@ -15,10 +15,9 @@ from datetime import date, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from action_execute import workbook
+from action_execute.workbook import cells, columns, formats
 from tests.support.world import sheets_by_calamine
-
-import workbook
-from workbook import cells, columns, formats
 
 cell_text = st.one_of(
     st.text(max_size=30),

@@ -18,6 +18,8 @@ from typing import Any
 import flask
 import pytest
 
+from action_execute import announce
+from action_execute.budget import SHORTEST, Budget, Step
 from tests.support.catalogue import Watch, call
 from tests.support.handlers import ROOT, looker_headers
 from tests.support.silent_server import SilentServer
@@ -30,9 +32,6 @@ from tests.support.world import (
     url_body,
 )
 
-import announce
-from budget import Budget
-
 TIMEOUT = 8.0  # FUNCTION_TIMEOUT_SECONDS in these tests
 
 
@@ -42,7 +41,7 @@ class TestTheTimeline:
     def test_each_step_ends_where_the_later_steps_reserves_begin(self) -> None:
         budget = Budget(540.0, started=0.0, email=True)
         # 540 s: answer 30, finalise 30, publish 30, e-mail 20 (each 10% / 5%, capped).
-        assert [budget.ends(s) for s in ("stream", "finalise", "publish", "email")] == [
+        assert [budget.ends(s) for s in Step] == [
             430.0,
             460.0,
             490.0,
@@ -52,16 +51,16 @@ class TestTheTimeline:
 
     def test_short_timeouts_share_by_proportion_and_no_mail_keeps_no_reserve(self) -> None:
         budget = Budget(10.0, started=100.0, email=False)
-        assert budget.ends("stream") == pytest.approx(107.0)  # 10 - 1 - 1 - 1
-        assert budget.ends("publish") == budget.ends("email") == budget.answer_by() == 109.0
+        assert budget.ends(Step.STREAM) == pytest.approx(107.0)  # 10 - 1 - 1 - 1
+        assert budget.ends(Step.PUBLISH) == budget.ends(Step.EMAIL) == budget.answer_by() == 109.0
 
     def test_time_left_is_the_steps_own_cap_cut_to_the_budget(self) -> None:
         now = time.monotonic()
-        assert Budget(None, now).left("publish", 30.0) == 30.0  # a local run: no budget
-        assert Budget(540.0, now).left("publish", 30.0) == 30.0
-        left = Budget(10.0, now).left("publish", 30.0)
+        assert Budget(None, now).left(Step.PUBLISH, 30.0) == 30.0  # a local run: no budget
+        assert Budget(540.0, now).left(Step.PUBLISH, 30.0) == 30.0
+        left = Budget(10.0, now).left(Step.PUBLISH, 30.0)
         assert 8.5 < left <= 9.0
-        assert Budget(10.0, now - 60).left("publish", 30.0) == 0.05  # spent: fail at once
+        assert Budget(10.0, now - 60).left(Step.PUBLISH, 30.0) == SHORTEST  # spent: fail at once
 
 
 @pytest.fixture

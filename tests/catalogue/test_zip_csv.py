@@ -19,6 +19,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+from action_execute import workbook
 from tests.support.catalogue import (
     WEBHOOK_ID,
     Watch,
@@ -36,8 +37,6 @@ from tests.support.world import (
     sheets_by_calamine,
     sheets_by_openpyxl,
 )
-
-import workbook
 
 
 def push(world: Deployment, watch: Watch, entries: dict[str, bytes]):  # type: ignore[no-untyped-def]
@@ -359,7 +358,7 @@ class TestLongCellsAtScale:
         # ~120 MiB of XML; batches are cut by size too, so the writer holds a few MiB.
         import tracemalloc
 
-        import workbook
+        from action_execute import workbook
 
         cell = "z" * 30_000
 

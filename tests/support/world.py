@@ -17,6 +17,7 @@ import json
 import os
 import random
 import secrets
+import sys
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ import openpyxl
 import pytest
 import python_calamine
 
+from action_execute import announce, storage
 from localdev.csek_proxy import CsekProxy, key_sha256_b64
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
@@ -39,9 +41,6 @@ from shared.integration import FUNCTIONS
 from tests.support.emulators import PROJECT, read_object
 from tests.support.gunicorn import GunicornService
 from tests.support.handlers import ROOT, TOKEN, app, looker_headers, payload
-
-import announce
-import storage
 
 # The sample dashboard (samples/payloads/execute_dashboard_push.json), as a user expects to see it.
 SAMPLE = {
@@ -127,9 +126,16 @@ def shape(request: pytest.FixtureRequest) -> Iterator[str]:
     _Current.shape = "functions"
 
 
+def forget_entry_modules() -> None:
+    """The functions' main modules are imported anew next time (a new process would)."""
+    for function in FUNCTIONS:
+        sys.modules.pop(f"{function}.main", None)
+
+
 def single_app() -> flask.Flask:
     """A fresh one-service app (app.py loaded anew, so its settings come from the current env),
-    as a new gunicorn worker would load it."""
+    as a new gunicorn worker would load it: the functions' entry modules anew too."""
+    forget_entry_modules()
     spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
