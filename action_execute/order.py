@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from action_execute.source import Source, source_of
-from shared.buckets import bucket_name_problem, buckets_for_user
-from shared.errors import FormError
-from shared.integration import OUTPUTS, OVERWRITES, Content, content_for
+from shared import fields
+from shared.buckets import buckets_for_user
+from shared.integration import Content, content_for
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
-
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]{2,}$")
-MAX_SUBJECT = 100
-MAX_FILENAME = 200
 
 
 @dataclass(frozen=True)
@@ -62,89 +57,24 @@ class ExportOrder:
         return f"query-{self.query_id}" if self.query_id else "query"
 
 
-def _bucket(value: str, allowed: tuple[str, ...]) -> str | None:
-    if not value:
-        return "Choose the bucket to save the file in"
-    problem = bucket_name_problem(value)
-    if problem:
-        return f"'{value[:80]}' {problem}"
-    if allowed and value not in allowed:
-        return f"Bucket '{value}' is not on the allowed list ({', '.join(allowed)})"
-    return None
-
-
-def _subject(value: str) -> str | None:
-    if not value:
-        return "Give the export a subject name; it names the folder"
-    if len(value) > MAX_SUBJECT:
-        return f"The subject name is {len(value)} characters long; keep it to {MAX_SUBJECT} at most"
-    if not any(c.isalnum() for c in value):
-        return "The subject name needs at least one letter or digit"
-    return None
-
-
-def _email(value: str) -> str | None:
-    if value and (len(value) > 254 or not _EMAIL.match(value)):
-        return f"'{value[:80]}' is not an e-mail address"
-    return None
-
-
-def _choice(value: str, options: tuple[str, ...]) -> str | None:
-    if value and value not in options:
-        return f"'{value[:40]}' is not one of {', '.join(options)}"
-    return None
-
-
-def _filename(value: str) -> str | None:
-    if len(value) > MAX_FILENAME:
-        return f"The file name is {len(value)} characters long; keep it to {MAX_FILENAME} at most"
-    if value and not any(c.isalnum() for c in value):
-        return "The file name needs at least one letter or digit"
-    return None
-
-
-def _overwrite(value: str, allowed: bool) -> str | None:
-    if value == "yes" and not allowed:
-        return (
-            "Replacing objects is not enabled for this action: an admin turns it on with "
-            "ALLOW_OVERWRITE=1 (deploy.sh --allow-overwrite)"
-        )
-    return _choice(value, tuple(o.name for o in OVERWRITES))
-
-
 def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
     """Check the request; every wrong field is reported at once, keyed by its name. The request
     goes no further than here: the order carries all that the export needs of it."""
     content = content_for(request)
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
-    params = {k: v.strip() for k, v in request.form_params.items()}
-    bucket, subject = params.get("bucket", ""), params.get("subject_name", "")
-    email = params.get("email", "")
-    output, overwrite = params.get("output", ""), params.get("overwrite", "")
-    filename = params.get("filename", "")
-    problems = {
-        "bucket": _bucket(bucket, buckets),
-        "subject_name": _subject(subject),
-        "email": _email(email),
-        "output": _choice(output, tuple(o.name for o in OUTPUTS)),
-        "filename": _filename(filename),
-        "overwrite": _overwrite(overwrite, config.allow_overwrite),
-    }
-    errors = {k: v for k, v in problems.items() if v}
-    if errors:
-        raise FormError(errors)
+    values = fields.checked(request.form_params, fields.Context(buckets, config.allow_overwrite))
     plan = request.scheduled_plan
     return ExportOrder(
         source=source_of(request, content),
-        bucket=bucket,
-        subject_name=subject,
-        email=email or None,
+        bucket=values["bucket"],
+        subject_name=values["subject_name"],
+        email=values["email"] or None,
         title=plan.title if plan else None,
         url=plan.url if plan else None,
         query_id=plan.query_id if plan else None,
         scheduled_plan_id=plan.scheduled_plan_id if plan else None,
         webhook_id=request.webhook_id,
-        original=output == "original",
-        filename=filename or None,
-        overwrite=overwrite == "yes",
+        original=values["output"] == "original",
+        filename=values["filename"] or None,
+        overwrite=values["overwrite"] == "yes",
     )

@@ -11,9 +11,8 @@ from typing import Any
 
 import flask
 
-from shared import http, settings
+from shared import fields, http, settings
 from shared.buckets import buckets_for_user
-from shared.integration import form_fields
 from shared.looker import ActionRequest
 from shared.settings import FormSettings
 
@@ -24,8 +23,8 @@ http.log_start("action_form", LOADED)
 def handle(body: bytes, headers: Mapping[str, str], config: FormSettings) -> tuple[Any, int]:
     request = ActionRequest.parse(body, headers)  # a malformed request gets an error, not a form
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
-    fields = form_fields(buckets, allow_overwrite=config.allow_overwrite)
-    return [f.to_json() for f in fields], 200
+    shown = fields.form(fields.Context(buckets, config.allow_overwrite))
+    return [f.to_json() for f in shown], 200
 
 
 def action_form(request: flask.Request) -> flask.Response:

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.buckets import USER_BUCKETS_PARAM
 from shared.errors import ActionError
-from shared.looker import ActionRequest, FormField, FormOption
+from shared.looker import ActionRequest
 
 # The three functions, each a folder with a main.py whose entry point bears its name (deploy/
 # stages and deploys these).
@@ -138,80 +138,3 @@ def action_list(
             }
         ],
     }
-
-
-# What is stored (`output`), and whether an existing object is replaced (`overwrite`).
-OUTPUTS = (
-    FormOption("xlsx", "Excel workbook, a sheet per tile"),
-    FormOption("original", "The file as Looker sent it: .csv for a Look, .zip for a dashboard"),
-)
-OVERWRITES = (
-    FormOption("no", "No: a new object each time (a unique name)"),
-    FormOption("yes", "Yes: replace the object at the same name"),
-)
-
-
-def _bucket_field(buckets: tuple[str, ...]) -> FormField:
-    if buckets:
-        return FormField(
-            name="bucket",
-            label="Bucket",
-            description="The Cloud Storage bucket the file is saved in.",
-            type="select",
-            required=True,
-            options=tuple(FormOption(b, b) for b in buckets),
-            default=buckets[0],
-        )
-    return FormField(
-        name="bucket",
-        label="Bucket",
-        description="The Cloud Storage bucket the file is saved in (just the name, no gs://).",
-        required=True,
-    )
-
-
-def form_fields(buckets: tuple[str, ...], *, allow_overwrite: bool = False) -> list[FormField]:
-    """`buckets`: the ones this user may choose from; empty means any (typed in).
-    `allow_overwrite`: the admin let exports replace objects (ALLOW_OVERWRITE)."""
-    fields = [
-        _bucket_field(buckets),
-        FormField(
-            name="subject_name",
-            label="Subject name",
-            description="Names the folder the file goes in, e.g. weekly-sales.",
-            required=True,
-        ),
-        FormField(
-            name="email",
-            label="E-mail",
-            description="Who to tell when the file is ready (passed on with the announcement).",
-        ),
-        FormField(
-            name="output",
-            label="Save as",
-            description="An Excel workbook, or the data exactly as Looker sent it.",
-            type="select",
-            options=OUTPUTS,
-            default=OUTPUTS[0].name,
-        ),
-        FormField(
-            name="filename",
-            label="File name",
-            description="Optional: replaces the dashboard's or Look's title in the object name "
-            "(the extension is added for you).",
-        ),
-    ]
-    if not allow_overwrite:
-        return fields
-    return [
-        *fields,
-        FormField(
-            name="overwrite",
-            label="Overwrite",
-            description="Yes: replace the object of the same name (for jobs that read a fixed "
-            "path). No: a new object every time.",
-            type="select",
-            options=OVERWRITES,
-            default=OVERWRITES[0].name,
-        ),
-    ]
