@@ -11,7 +11,7 @@ Settings: each route's settings load once, when this module is imported (once pe
 worker), exactly as each function's do. A bad setting refuses only the routes that read it, each
 request there answered 500 naming the setting, and is logged at start (one ERROR line per route
 it stops). The routes stay independent on purpose: a service must start before it knows its own
-URL (deploy.sh sets ACTION_BASE_URL after the first deploy), and a bad listing setting must not
+URL (deploy sets ACTION_BASE_URL after the first deploy), and a bad listing setting must not
 stop the exports Looker already sends to /execute.
 """
 

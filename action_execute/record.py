@@ -16,8 +16,8 @@ from action_execute.order import ExportOrder
 from action_execute.storage import StoredObject
 
 # Cells changed on the way, by kind: what Looker's message says of them.
-CHANGES = {
-    "cut": f"over Excel's {workbook.cells.MAX_TEXT_UNITS:,}-character limit cut to it",
+CHANGES: dict[workbook.Change, str] = {
+    "cut": f"over Excel's {workbook.MAX_TEXT_UNITS:,}-character limit cut to it",
     "dropped": "with characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) removed",
 }
 
@@ -61,26 +61,25 @@ class Export:
 
     @property
     def noun(self) -> str:
-        return "dashboard" if self.order.is_dashboard else "Look"
+        """What the user calls what was sent, when it has a title (a dashboard, a Look)."""
+        return self.order.content.titled_noun
 
-    def count(self, kind: str) -> int:
-        return sum(getattr(s, f"{kind}_count") for s in self.sheets or ())
+    def count(self, kind: workbook.Change) -> int:
+        return sum(s.changed(kind)[0] for s in self.sheets or ())
 
-    def first(self, kind: str) -> list[dict[str, str]]:
+    def first(self, kind: workbook.Change) -> list[dict[str, str]]:
         """The first few changed cells of `kind`, as {"sheet", "cell"}."""
         found = [
-            {"sheet": s.name, "cell": ref}
-            for s in self.sheets or ()
-            for ref in getattr(s, f"{kind}_cells")
+            {"sheet": s.name, "cell": ref} for s in self.sheets or () for ref in s.changed(kind)[1]
         ]
-        return found[: workbook.limits.MAX_NAMED_CELLS]
+        return found[: workbook.MAX_NAMED_CELLS]
 
-    def changes(self, kind: str) -> dict[str, Any] | None:
+    def changes(self, kind: workbook.Change) -> dict[str, Any] | None:
         if self.sheets is None:
             return None
         return {"count": self.count(kind), "first": self.first(kind)}
 
-    def _changed(self, kind: str) -> str:
+    def _changed(self, kind: workbook.Change) -> str:
         count, first = self.count(kind), self.first(kind)
         where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in first)
         more = ", ..." if count > len(first) else ""

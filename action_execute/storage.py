@@ -52,7 +52,7 @@ class NameTaken(StorageError):
     """Another writer created the object between our name check and the upload's end."""
 
 
-# What a 403 means, by what was being done: the role deploy.sh grants for it.
+# What a 403 means, by what was being done: the role deploy's --grant-iam grants for it.
 _READ = ("read objects in", "roles/storage.objectViewer")
 _WRITE = ("create objects in", "roles/storage.objectCreator")
 # Replacing an object deletes the old one: storage.objects.delete, which objectCreator lacks.

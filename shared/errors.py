@@ -4,7 +4,7 @@ Each is raised where its cause is known, with a message for the Looker user (and
 where one is at fault); shared/http.py turns any of them into Looker's answer, in one place.
 
     ActionError                   400 unless it says otherwise
-    ├── FormError                 400, form values keyed by field -> validation_errors
+    ├── FormError                 400, form values keyed by field -> validation_errors (fields.py)
     ├── BadRequest                400, the body is not an action request (shared/looker.py)
     ├── UnsupportedContent        400, a type or format we do not take (shared/integration.py)
     ├── NoBucketForUser           403, per-user buckets and none for this user (shared/buckets.py)
@@ -12,7 +12,7 @@ where one is at fault); shared/http.py turns any of them into Looker's answer, i
     ├── DownloadRefused           400, a URL the admin did not allow (download.py)
     ├── TileError                 400, not a readable zip or CSV, zip-bomb bounds (tiles.py)
     ├── WorkbookError             400, cannot be a valid workbook (workbook/limits.py)
-    ├── DeadlineExceeded          504, stopped before the platform's timeout (deadline.py)
+    ├── OutOfTime                 504, the data stream reached its share of the time (budget.py)
     └── UpstreamError             502, a service we depend on failed
         ├── StorageError          GCS: missing bucket, missing role (storage.py)
         │   └── NameTaken         another export took the name mid-upload

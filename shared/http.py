@@ -107,7 +107,8 @@ def serve(
             logs.warning("refused: body over the cap", cap=cap, status=413)
             return failure(
                 f"The request is larger than {cap} bytes. A dashboard always comes inside the "
-                "request: send fewer rows, or deploy with a larger cap (deploy.sh --gen2). A Look "
+                "request: send fewer rows, or raise MAX_REQUEST_BYTES (a 1st gen function takes at "
+                "most 10 MB, a 2nd gen function or Cloud Run 32 MiB: deploy's --gen2). A Look "
                 "can come by URL instead: the 'url' download setting",
                 413,
                 render,

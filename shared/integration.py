@@ -35,14 +35,17 @@ class Content:
     action_type: str  # Looker's request `type`
     format: str  # the one data format we take for it
     noun: str  # what a user calls it
+    titled_noun: str  # what a user calls one that has a title
     extension: str  # of the file as Looker sends it (`output=original`)
     content_type: str
 
 
 # Looker offers a Look (and an Explore) only the formats that apply to it: CSV; a dashboard CSV zip.
 CONTENT = (
-    Content("dashboard", "csv_zip", "dashboard", "zip", "application/zip"),
-    Content("query", "csv", "Look or Explore", "csv", "text/csv"),
+    Content("dashboard", "csv_zip", "dashboard", "dashboard", "zip", "application/zip"),
+    Content(
+        "query", "csv", "Look or Explore", "Look", "csv", "text/csv"
+    ),  # an Explore has no title
 )
 _BY_TYPE = {c.action_type: c for c in CONTENT}
 

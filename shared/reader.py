@@ -119,7 +119,7 @@ class Reader:
         if raw is None:
             self.fail(
                 name,
-                "is not set (deploy.sh sets it to the function's trigger URL; "
+                "is not set (deploy sets it to the function's trigger URL; "
                 "one service sets ACTION_BASE_URL instead)",
             )
             return ""

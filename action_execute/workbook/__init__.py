@@ -28,7 +28,11 @@ The parts, as XlsxWriter's packager reads:
 
 from __future__ import annotations
 
-from .limits import SheetSummary, WorkbookError, total_rows
+from .cells import MAX_TEXT_UNITS
+from .limits import MAX_NAMED_CELLS, Change, SheetSummary, WorkbookError, total_rows
 from .packager import write_workbook
 
-__all__ = ["SheetSummary", "WorkbookError", "total_rows", "write_workbook"]
+__all__ = [
+    "MAX_NAMED_CELLS", "MAX_TEXT_UNITS", "Change", "SheetSummary", "WorkbookError", "total_rows",
+    "write_workbook",
+]  # fmt: skip

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from shared.errors import ActionError
+
+Change = Literal["cut", "dropped"]  # what a sheet may do to a cell: cut its text, drop characters
 
 MAX_DATA_ROWS_PER_SHEET = 1_048_575
 """Excel's 1,048,576 rows less the header row; longer tiles go on `Name (cont. 2)` sheets."""
@@ -42,6 +44,12 @@ class SheetSummary:
     dropped_count: int = 0
     dropped_cells: tuple[str, ...] = ()
     columns_of: str | None = None  # the sheet whose rows this one continues to the right
+
+    def changed(self, kind: Change) -> tuple[int, tuple[str, ...]]:
+        """How many cells of `kind` changed, and the first few of them."""
+        if kind == "cut":
+            return self.cut_count, self.cut_cells
+        return self.dropped_count, self.dropped_cells
 
 
 def total_rows(sheets: list[SheetSummary]) -> int:
