@@ -97,7 +97,8 @@ def _kept_alive(request: flask.Request) -> flask.Response:
     def body() -> Iterator[bytes]:
         while not wait(interval):
             if budget.overran():
-                logs.error("execute overran its time budget", stage="keepalive", status=504)
+                logs.error("execute overran its time budget", stage="keepalive", status=504,
+                           **logs.FAILED_EXPORT)  # fmt: skip
                 yield http.failure(OVERRAN, 504).get_data()
                 return
             yield b"\n"

@@ -58,7 +58,12 @@ def message(export: Export) -> dict[str, Any]:
         "size": stored.size,
         "content_type": stored.content_type,
         "format": export.order.extension,
-        "key_sha256": stored.key_sha256,  # which customer key decrypts the object
+        # Which key decrypts the object: the customer key's fingerprint, or the Cloud KMS key.
+        **(
+            {"key_sha256": stored.key_sha256}
+            if stored.key_sha256
+            else {"kms_key_name": stored.kms_key_name}
+        ),
         **found,
         "created_at": export.created_at.isoformat(timespec="seconds"),
         # The title and URL again, for dashboards only, as the first release sent them.

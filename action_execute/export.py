@@ -72,7 +72,10 @@ def _write(
 
 def _store(order: ExportOrder, config: ExecuteSettings, budget: Budget) -> Export:
     destination = storage.Destination(
-        order.bucket, config.encryption_key, config.upload_chunk_bytes
+        order.bucket,
+        config.encryption_key,
+        config.upload_chunk_bytes,
+        kms_key_name=config.kms_key_name,
     )
     wanted = _object_name(order, config)
     # First: a refused source (a forbidden download host) costs nothing.
@@ -130,6 +133,7 @@ def _announce(export: Export, config: ExecuteSettings, budget: Budget) -> Action
             gcs_uri=stored.gcs_uri,
             size=stored.size,
             cut=Step.PUBLISH if budget.passed(Step.PUBLISH) else None,
+            outcome="failed",
         )
         return ActionResponse(False, message, status=502)
     return None
@@ -154,5 +158,11 @@ def run(order: ExportOrder, config: ExecuteSettings, budget: Budget) -> ActionRe
     if failed is not None:
         return failed
     stored = export.stored
-    logs.info(f"exported {export.summary}", stage="done", gcs_uri=stored.gcs_uri, size=stored.size)
+    logs.info(
+        f"exported {export.summary}",
+        stage="done",
+        gcs_uri=stored.gcs_uri,
+        size=stored.size,
+        outcome="exported",
+    )
     return ActionResponse(True, export.summary + _email(export, config, budget))

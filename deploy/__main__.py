@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from deploy import iam, plan, setup, verify
+from deploy import iam, plan, rotate, setup, verify
 from deploy.config import OPTIONS
 from deploy.options import UsageError, help_text, parse
 from deploy.run import ROOT, Failed, Runner, need_gcloud
@@ -150,6 +150,14 @@ def staged(argv: Sequence[str], out: TextIO) -> int:
     return 0
 
 
+def rotated(argv: Sequence[str], env: Mapping[str, str], out: TextIO, prog: str) -> int:
+    if "-h" in argv or "--help" in argv:
+        usage = f"{prog} --project=PROJECT --bucket=BUCKET [--prefix=PREFIX] [options]"
+        out.write(help_text(usage, rotate.__doc__ or "", rotate.OPTIONS))
+        return 0
+    return rotate.run(parse(rotate.OPTIONS, argv, env), env, out)
+
+
 def main(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
     prog = env.get("DEPLOY_PROG", "deploy")
     out, err = sys.stdout, sys.stderr
@@ -158,6 +166,8 @@ def main(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> int:
             return set_up(argv[1:], env, out, err, env.get("DEPLOY_PROG", "setup"))
         if argv[:1] == ["stage"]:
             return staged(argv[1:], out)
+        if argv[:1] == ["rotate"]:
+            return rotated(argv[1:], env, out, env.get("DEPLOY_PROG", "rotate"))
         return deploy(argv, env, out, err, prog)
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=err)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from deploy.options import ALL, EXECUTE, FORM, LIST, Option, UsageError, Values
 from shared.callers import Callers
 from shared.reader import SECRET_NAME, Reader
-from shared.settings import MAX_FUNCTION_TIMEOUT, PROJECT_ID
+from shared.settings import KMS_KEY_SHAPE, MAX_FUNCTION_TIMEOUT, PROJECT_ID
 
 RUNTIME = "python312"
 GEN1_MEMORY = ("128MB", "256MB", "512MB", "1024MB", "2048MB", "4096MB", "8192MB")
@@ -45,6 +45,9 @@ OPTIONS = (
       "token", setting="LOOKER_ACTION_TOKEN", readers=ALL, secret=True),
     Option("--key-secret", "gcs-encryption-key", "the secret holding the base64 AES-256 key",
       setting="GCS_ENCRYPTION_KEY", readers=(EXECUTE,), secret=True),
+    Option("--kms-key", help=f"a Cloud KMS key ({KMS_KEY_SHAPE}) to encrypt exports with, instead "
+      "of the customer-supplied key in --key-secret (which is then not wired)",
+      setting="KMS_KEY_NAME", readers=(EXECUTE,)),
     Option("--allowed-buckets", help="bucket names exports may go to (unset: any bucket name)",
       setting="ALLOWED_BUCKETS", readers=(FORM, EXECUTE)),
     Option("--download-hosts", help="hosts Looker's download URLs may point at (host, host:port, "

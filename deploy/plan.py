@@ -71,9 +71,8 @@ def _header(d: Deployment) -> list[Step]:
 def _grants(d: Deployment) -> list[Step]:
     if not d.on("grant_iam"):
         return []
-    secrets = [d.token_secret, d.key_secret]
-    if d.smtp_password_secret:
-        secrets.append(d.smtp_password_secret)
+    wired = (fn.secrets.values() for fn in d.functions.values())
+    secrets = list(dict.fromkeys(name for names in wired for name in names))
     runtime = iam.Runtime(
         d.project, d.service_account, secrets, d.buckets, d.topic, d.on("allow_overwrite")
     )

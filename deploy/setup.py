@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import iam
-from deploy.config import BY_FLAG
+from deploy.config import BY_FLAG, EMAIL
 from deploy.config import OPTIONS as DEPLOY_OPTIONS
 from deploy.options import EXECUTE, FORM, Option, UsageError, Values, parse
 from deploy.run import Failed, Runner
 from deploy.wiring import deployment
+from shared import logs
 from shared.buckets import bucket_name_problem
 from shared.settings import TOPIC
 
@@ -55,7 +56,7 @@ PASSED_ON = tuple(BY_FLAG[flag] for flag in (
     "--region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
     "--allowed-source-ranges", "--trusted-proxy-hops", "--ingress", "--public-url",
     "--looker-instance-id", "--allow-overwrite", "--object-name-template", "--max-instances",
-    "--gen2", "--single",
+    "--gen2", "--single", "--kms-key",
 ))  # fmt: skip
 OPTIONS = (
     Option("--project", help="the project ID. Required."),
@@ -69,6 +70,8 @@ OPTIONS = (
     Option("--deployer-account", "looker-action-deployer", "its name"),
     Option("--github-repo", help="OWNER/REPO: set up GitHub Actions (a deployer account and "
       "Workload Identity Federation)"),
+    Option("--alert-email", help="also alert this address when an export fails: a log-based "
+      "metric of failed exports, an e-mail notification channel and an alert policy"),
     Option("--dry-run", help="print every command instead of running it (a script you could "
       "paste); runs no gcloud and makes no secret value", switch=True),
     *PASSED_ON,
@@ -84,6 +87,12 @@ SETUP_OUTRO = (
 )
 
 
+ALERT_METRIC = "looker-export-failures"
+ALERT_POLICY = "Looker exports failing"
+ALERT_DOCUMENTATION = (
+    "A Looker export through the action failed. Cloud Logging has the reason: the function "
+    "action_execute's lines with outcome=failed (the same line Looker's schedule history shows)."
+)
 BACKUP = """
 !!! ======================================================================
 !!! BACK UP THE ENCRYPTION KEY NOW.
@@ -108,6 +117,11 @@ class Setup:
 
     def __getattr__(self, key: str) -> str:
         return self.v[key]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets made: the token's, and the customer key's unless a KMS key replaces it."""
+        return (self.token_secret,) if self.v["kms_key"] else (self.token_secret, self.key_secret)
 
 
 def checked(v: Values) -> Setup:
@@ -142,6 +156,8 @@ def checked(v: Values) -> Setup:
         raise UsageError("--deployer-account must differ from --service-account")
     if v["token_secret"] == v["key_secret"]:
         raise UsageError("--token-secret and --key-secret must differ")
+    if v["alert_email"] and not EMAIL.match(v["alert_email"]):
+        raise UsageError(f"--alert-email '{v['alert_email']}' is not an e-mail address")
     if v["github_repo"] and not _REPO.match(v["github_repo"]):
         raise UsageError(f"--github-repo '{v['github_repo']}' must be OWNER/REPO as on GitHub")
     location = v["location"] or v["region"]
@@ -239,12 +255,14 @@ def _resources(s: Setup, r: SetupRunner) -> None:
              ["gcloud", "pubsub", "topics", "describe", s.topic, p, "--format=value(name)"],
              ["gcloud", "pubsub", "topics", "create", s.topic, p])  # fmt: skip
     _step(r, "4. Secrets (values generated here, never shown)")
-    for secret in (s.token_secret, s.key_secret):
+    for secret in s.secrets:
         r.ensure(f"secret {secret}",
                  ["gcloud", "secrets", "describe", secret, p, "--format=value(name)"],
                  ["gcloud", "secrets", "create", secret, p, "--replication-policy=automatic"])  # fmt: skip
     r.secret_value(s.token_secret, s.project, "Looker action token", "token")
-    if r.secret_value(s.key_secret, s.project, "encryption key", "key"):
+    if s.key_secret in s.secrets and r.secret_value(
+        s.key_secret, s.project, "encryption key", "key"
+    ):
         print(BACKUP.format(secret=s.key_secret, project=s.project), file=r.err)
 
 
@@ -257,7 +275,7 @@ def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
               "--display-name=Looker GCS export action",
               "--description=Runtime identity of the Looker XLSX export Cloud Functions"])  # fmt: skip
     topic = f"projects/{s.project}/topics/{s.topic}"
-    runtime = iam.Runtime(s.project, s.account, [s.token_secret, s.key_secret], s.buckets, topic)
+    runtime = iam.Runtime(s.project, s.account, list(s.secrets), s.buckets, topic)
     for argv in iam.runtime_bindings(runtime):
         r.retried(argv)
     if s.deployer is None:
@@ -319,12 +337,82 @@ def _github(s: Setup, r: SetupRunner) -> None:
         r.say(f"#   gh variable set {name} --repo {repo} --body {value}")
 
 
+def _read(r: SetupRunner, argv: list[str], shell_name: str) -> str:
+    """The first word a command prints; in a dry run, the reader's shell variable holding it."""
+    if r.dry_run:
+        r.say(f"{shell_name}=$({shlex.join(argv)})")
+        return "${" + shell_name + "}"
+    return (r.command(argv).split() or [""])[0]
+
+
+def _kms(s: Setup, r: SetupRunner) -> None:
+    """Cloud Storage's service agent may use the one KMS key; the runtime account needs nothing."""
+    _step(r, "8. The Cloud KMS key: Cloud Storage's service agent may encrypt and decrypt with it")
+    agent = _read(r, ["gcloud", "storage", "service-agent", f"--project={s.project}"], "GCS_AGENT")
+    if not r.dry_run and "@" not in agent:
+        raise Failed(f"gcloud gave no Cloud Storage service agent for {s.project} (got '{agent}')")
+    binding = ["gcloud", "kms", "keys", "add-iam-policy-binding", s.v["kms_key"],
+               f"--member=serviceAccount:{agent}", f"--role={iam.KMS_ENCRYPTER_DECRYPTER}"]  # fmt: skip
+    if r.dry_run:  # the variable is expanded by the reader's shell
+        r.say(shlex.join(binding).replace(shlex.quote(f"--member=serviceAccount:{agent}"),
+                                          f'"--member=serviceAccount:{agent}"'))  # fmt: skip
+    else:
+        r.retried(binding)
+
+
+def _alert(s: Setup, r: SetupRunner) -> None:
+    """A log-based metric of failed exports, an e-mail channel, a policy: each only if missing."""
+    p, address = f"--project={s.project}", s.v["alert_email"]
+    _step(r, f"9. An alert on failed exports, by e-mail to {address}")
+    r.ensure(f"log-based metric {ALERT_METRIC}",
+             ["gcloud", "logging", "metrics", "describe", ALERT_METRIC, p, "--format=value(name)"],
+             ["gcloud", "logging", "metrics", "create", ALERT_METRIC, p,
+              "--description=Looker exports that failed (the action's last log line of each)",
+              f"--log-filter={failed_export_filter()}"])  # fmt: skip
+    channels = ["gcloud", "beta", "monitoring", "channels"]
+    channel = _read(r, [*channels, "list", p, "--format=value(name)",
+                        f'--filter=type="email" AND labels.email_address="{address}"'], "CHANNEL")  # fmt: skip
+    create_channel = [*channels, "create", p, "--type=email", "--format=value(name)",
+                      f"--display-name=Looker export failures: {address}",
+                      f"--channel-labels=email_address={address}"]  # fmt: skip
+    if r.dry_run:
+        r.say(f'[ -n "$CHANNEL" ] || CHANNEL=$({shlex.join(create_channel)})')
+    elif not channel:
+        channel = _read(r, create_channel, "CHANNEL")
+    policies = ["gcloud", "alpha", "monitoring", "policies"]
+    listing = [*policies, "list", p, "--format=value(name)",
+               f'--filter=displayName="{ALERT_POLICY}"']  # fmt: skip
+    create = [*policies, "create", p, f"--display-name={ALERT_POLICY}",
+              f"--notification-channels={channel}", "--combiner=OR",
+              f"--condition-display-name={ALERT_POLICY}: at least one in 5 minutes",
+              f'--condition-filter=metric.type="logging.googleapis.com/user/{ALERT_METRIC}" '
+              'AND resource.type=one_of("cloud_function","cloud_run_revision")',
+              '--aggregation={"alignmentPeriod": "300s", "perSeriesAligner": "ALIGN_SUM"}',
+              "--if=> 0", "--duration=0s", f"--documentation={ALERT_DOCUMENTATION}"]  # fmt: skip
+    if r.dry_run:
+        r.say(f'[ -n "$({shlex.join(listing)})" ] || '
+              + shlex.join(create).replace(shlex.quote(f"--notification-channels={channel}"),
+                                           f'"--notification-channels={channel}"'))  # fmt: skip
+    elif r.command(listing).strip():
+        r.say(f"# alert policy '{ALERT_POLICY}' exists: left as it is")
+    else:
+        r.command(create)
+        r.say(f"# alert policy '{ALERT_POLICY}' created, sending to {address}")
+
+
+def failed_export_filter() -> str:
+    """The Cloud Logging filter for the last line of a failed export (shared/logs.py)."""
+    return " AND ".join(f'jsonPayload.{k}="{v}"' for k, v in logs.FAILED_EXPORT.items())
+
+
 def deploy_command(s: Setup, deploy: str) -> list[str]:
     """The deploy command to run next, with what was set up and every option passed on."""
     line = [deploy, f"--project={s.project}", f"--topic={s.topic}",
             f"--service-account={s.account}", f"--allowed-buckets={','.join(s.buckets)}"]  # fmt: skip
     hosts = s.v["download_hosts"] or "YOUR-INSTANCE.cloud.looker.com"
     for option in PASSED_ON:
+        if option.flag == "--key-secret" and s.key_secret not in s.secrets:
+            continue  # a KMS key replaces it
         value = hosts if option.flag == "--download-hosts" else s.v[option.key]
         if option.switch:
             line += [option.flag] if s.v.on(option.key) else []
@@ -342,6 +430,10 @@ def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> Non
     _accounts(s, r, deploy)
     if s.github_repo:
         _github(s, r)
+    if s.v["kms_key"]:
+        _kms(s, r)
+    if s.v["alert_email"]:
+        _alert(s, r)
     _step(r, "Done. Next step: deploy the functions")
     r.say(f"#   {shlex.join(deploy_command(s, deploy))}")
     r.say(

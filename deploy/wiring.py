@@ -109,11 +109,19 @@ def _setting_value(option: Option, v: Values, topic: str) -> str:
     return v[option.key]
 
 
+def chose_key_secret(v: Values) -> bool:
+    """Whether the customer-supplied key is wired: unless a KMS key replaces it, where only an
+    explicit --key-secret still wires it (and the function then refuses the two together)."""
+    return not v["kms_key"] or "--key-secret" in v.given or "key_secret" in v.from_env
+
+
 def _wired(v: Values, topic: str, fn: str, secret: bool) -> dict[str, str]:
     """The settings the options give one function (OPTIONS says which reads which): its plain
     settings, or with `secret` its secrets' names."""
     wired: dict[str, str] = {}
     for option in OPTIONS:
+        if option.key == "key_secret" and not chose_key_secret(v):
+            continue
         if option.setting and option.secret == secret and fn in option.readers:
             value = v[option.key] if secret else _setting_value(option, v, topic)
             if value:

@@ -22,6 +22,11 @@ _delivery_secrets: contextvars.ContextVar[set[str] | None] = contextvars.Context
 )
 
 
+# The last line of every export that failed, whatever failed: these fields, on one line. The
+# alert on failed exports (deploy/setup.py) counts the lines that carry them.
+FAILED_EXPORT = {"function": "action_execute", "outcome": "failed"}
+
+
 def redact(value: str) -> None:
     """Mask `value` (a token, a key, a one-time URL path) wherever it would appear in a log line:
     inside a delivery, until it ends; outside one (settings read at start), for good."""

@@ -37,6 +37,16 @@ DEFAULT_OBJECT_NAME_TEMPLATE = "{subject}/{date}/{title}_{timestamp}.xlsx"
 DEFAULT_OVERWRITE_NAME_TEMPLATE = "{subject}/{title}.xlsx"
 USER_ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+KMS_KEY_SHAPE = "projects/P/locations/L/keyRings/R/cryptoKeys/K"
+KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+ENCRYPTION_BOTH = (
+    "is set together with GCS_ENCRYPTION_KEY: exports are encrypted with one key, either a Cloud "
+    "KMS key (KMS_KEY_NAME) or a customer-supplied key (GCS_ENCRYPTION_KEY); unset one"
+)
+ENCRYPTION_NEITHER = (
+    "is not set (nor file_encryption_key or GCS_ENCRYPTION_KEY_SECRET), and neither is "
+    "KMS_KEY_NAME: set one, exports are never stored without a key of yours"
+)
 MAX_FUNCTION_TIMEOUT = 3600  # seconds: the longest a 2nd gen function or Cloud Run request runs
 
 
@@ -154,24 +164,35 @@ class FormSettings(CommonSettings):
         )
 
 
-def _encryption_key(reader: Reader) -> bytes:
+def _encryption(reader: Reader) -> tuple[bytes | None, str | None]:
+    """Exactly one of a customer-supplied key (GCS_ENCRYPTION_KEY) and a Cloud KMS key
+    (KMS_KEY_NAME): the one exports are encrypted with."""
+    kms = reader.text("KMS_KEY_NAME")
+    if kms is not None and not KMS_KEY.match(kms):
+        reader.fail("KMS_KEY_NAME", f"must look like {KMS_KEY_SHAPE}, got {kms!r}")
+        return None, None
     raw = reader.secret("GCS_ENCRYPTION_KEY", "file_encryption_key", "GCS_ENCRYPTION_KEY_SECRET")
+    if raw is not None and kms is not None:
+        reader.fail("KMS_KEY_NAME", ENCRYPTION_BOTH)
+        return None, None
+    if kms is not None:
+        return None, kms
     if raw is None:
         if not any(p.name == "GCS_ENCRYPTION_KEY_SECRET" for p in reader.problems):
-            reader.fail(
-                "GCS_ENCRYPTION_KEY",
-                "is not set (nor file_encryption_key or GCS_ENCRYPTION_KEY_SECRET): "
-                "exports are never stored unencrypted",
-            )
-        return b""
+            reader.fail("GCS_ENCRYPTION_KEY", ENCRYPTION_NEITHER)
+        return None, None
+    return _customer_key(reader, raw), None
+
+
+def _customer_key(reader: Reader, raw: str) -> bytes | None:
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         reader.fail("GCS_ENCRYPTION_KEY", "is not valid base64 (make one: openssl rand -base64 32)")
-        return b""
+        return None
     if len(key) != 32:
         reader.fail("GCS_ENCRYPTION_KEY", f"must decode to exactly 32 bytes, got {len(key)}")
-        return b""
+        return None
     return key
 
 
@@ -229,7 +250,7 @@ class Limits:
 @dataclass(frozen=True, repr=False)
 class ExecuteSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
-    encryption_key: bytes
+    encryption_key: bytes | None  # a customer-supplied key; None: the Cloud KMS key below
     pubsub_topic: str
     download_hosts: tuple[str, ...]
     allow_http_downloads: bool
@@ -244,6 +265,7 @@ class ExecuteSettings(CommonSettings):
     allow_overwrite: bool = False
     # One service: after this long, /execute answers 200 and writes a newline each interval.
     keepalive_seconds: float = 30.0
+    kms_key_name: str | None = None  # KMS_KEY_NAME: a Cloud KMS key instead of a customer key
 
     @classmethod
     def read(cls, reader: Reader) -> ExecuteSettings:
@@ -270,15 +292,18 @@ class ExecuteSettings(CommonSettings):
                 )
             ),
         )
+        token = _token(reader)  # read first: the secrets in the order the logs show them
+        key, kms_key_name = _encryption(reader)
         chunk = reader.integer("UPLOAD_CHUNK_BYTES", 8 * mib, minimum=256 * 1024, maximum=256 * mib)
         if chunk % (256 * 1024):
             reader.fail("UPLOAD_CHUNK_BYTES", "must be a multiple of 262144 (256 KiB)")
             chunk = 8 * mib
         return cls(
-            token=_token(reader),
+            token=token,
             max_request_bytes=_max_request_bytes(reader),
             allowed_buckets=_buckets(reader),
-            encryption_key=_encryption_key(reader),
+            encryption_key=key,
+            kms_key_name=kms_key_name,
             pubsub_topic=_topic(reader),
             download_hosts=_download_hosts(reader),
             allow_http_downloads=reader.flag("ALLOW_HTTP_DOWNLOADS"),

@@ -247,6 +247,7 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("OBJECT_NAME_TEMPLATE", "--object-name-template", "{subject}/{nope}.xlsx"),
     ("OBJECT_NAME_TEMPLATE", "--object-name-template", "{subject}/{title}.csv"),
     ("OBJECT_NAME_TEMPLATE", "--object-name-template", "{subject/{title}.xlsx"),
+    ("KMS_KEY_NAME", "--kms-key", "projects/acme-looker/keyRings/r/cryptoKeys/k"),
     ("SMTP_HOST", "--smtp-host", "smtp://smtp.acme.com"),
     ("SMTP_PORT", "--smtp-port", "70000"),
     ("SMTP_FROM", "--smtp-from", "Looker exports"),
@@ -455,7 +456,9 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
                        "--github-repo=acme/looker-xlsx"], tmp_path / "setup")  # fmt: skip
     assert setup.rc == 0, setup.stderr
     single_setup = run_script("scripts/setup-project.sh", [f"--project={PROJECT}", "--buckets=acme-exports",
-                              "--deployer", "--single"], tmp_path / "setup1")  # fmt: skip
+                              "--deployer", "--single", "--alert-email=ops@acme.com",
+                              f"--kms-key=projects/{PROJECT}/locations/us/keyRings/r/cryptoKeys/k"],
+                              tmp_path / "setup1")  # fmt: skip
     assert single_setup.rc == 0, single_setup.stderr
     argvs = [*run.argvs, *single[0].argvs, *single[1].argvs, *(list(a[1:]) for a in gen2)]
     assert_real_gcloud_parses([*argvs, *setup.argvs, *single_setup.argvs], tmp_path)

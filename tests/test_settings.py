@@ -44,7 +44,7 @@ def test_good_execute_settings_are_typed() -> None:
 @pytest.mark.parametrize(
     ("env", "name", "fragment"),
     [
-        ({"GCS_ENCRYPTION_KEY": ""}, "GCS_ENCRYPTION_KEY", "never stored unencrypted"),
+        ({"GCS_ENCRYPTION_KEY": ""}, "GCS_ENCRYPTION_KEY", "never stored without a key of yours"),
         ({"GCS_ENCRYPTION_KEY": "not base64!"}, "GCS_ENCRYPTION_KEY", "not valid base64"),
         (
             {"GCS_ENCRYPTION_KEY": base64.b64encode(b"x" * 16).decode()},

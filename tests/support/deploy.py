@@ -66,7 +66,15 @@ elif args[:3] == ["run", "services", "describe"]:
 elif args[:3] == ["projects", "describe", opts.get("project", args[2])]:
     print("123456789012")
 elif args[:4] == ["secrets", "versions", "list", args[3] if len(args) > 3 else ""]:
-    print("\n".join(state.get("versions", {}).get(args[3], [])))
+    listed = state.get("versions", {}).get(args[3], [])
+    newest_first = "--sort-by=~createTime" in args
+    print("\n".join(reversed(listed) if newest_first else listed))
+elif args[:2] == ["storage", "service-agent"]:
+    print("service-123456789012@gs-project-accounts.iam.gserviceaccount.com")
+elif args[:4] == ["beta", "monitoring", "channels", "create"]:
+    print("projects/%s/notificationChannels/5550001" % opts["project"])
+elif args[:3] == ["secrets", "versions", "access"]:
+    print(os.environ.get("FAKE_GCLOUD_SECRET_VERSION_" + args[3], ""), end="")
 elif args[:3] == ["secrets", "versions", "add"]:
     state.setdefault("versions", {}).setdefault(args[3], []).append("1")
 elif "describe" in args and not os.environ.get("FAKE_GCLOUD_ALL_EXIST"):
