@@ -67,3 +67,15 @@ def test_a_bucket_refusing_customer_keys_is_named_with_the_setting_to_change(
     assert "restrictionMode=FullyRestricted" in message and "KMS_KEY_NAME" in message
     assert "took the same object name" not in message  # not the other 412
     assert world.objects() == [] and world.messages(timeout=1.0) == []
+
+
+def test_an_attachment_that_is_not_base64_is_judged_before_storage(
+    world: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage unreachable, yet Looker hears about its attachment: nothing was opened."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # nothing listens there
+    body = push_body(world)
+    body["attachment"]["data"] = body["attachment"]["data"][:-8] + "!!not-b64"
+    status, looker = execute(body)
+    assert (status, looker["message"]) == (400, "The attachment is not valid base64")
+    assert world.proxy.records == []
