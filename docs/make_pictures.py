@@ -19,13 +19,11 @@ import base64
 import html
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 if str(ROOT) not in sys.path:  # run as a script: the repository's packages by name
     sys.path.insert(0, str(ROOT))
+
+from localdev.sheet_picture import trim, with_print_gridlines  # noqa: E402 - after the path
 
 SAMPLE = "execute_dashboard_formatted_push.json"
 PROJECT = "acme-looker-7"
@@ -84,34 +84,6 @@ def write_sample_workbook(path: Path) -> list[str]:
     return [s.name for s in sheets]
 
 
-def with_print_gridlines(source: Path, target: Path) -> None:
-    """A copy whose sheets print like the grid a user sees: gridlines, row and column headings,
-    each sheet fitted to one page wide. Only those print settings are added; every other part
-    is copied byte for byte."""
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename.startswith("xl/worksheets/sheet"):
-                data = _print_settings(info.filename, data.decode()).encode()
-            dst.writestr(info, data)
-
-
-def _print_settings(name: str, xml: str) -> str:
-    start = re.search(r"<worksheet[^>]*>", xml)
-    margins = re.search(r"<pageMargins[^>]*/>", xml)
-    if not (start and margins) or "<sheetPr" in xml or "<printOptions" in xml:
-        raise SystemExit(f"{name}: not the sheet layout this script expects")
-    return (
-        xml[: start.end()]
-        + '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
-        + xml[start.end() : margins.start()]
-        + '<printOptions gridLines="1" headings="1"/>'
-        + margins[0]
-        + '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>'
-        + xml[margins.end() :]
-    )
-
-
 def run(argv: Sequence[str], **kwargs: Any) -> None:
     """Runs a tool quietly; its output is shown only if it fails."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, **kwargs)
@@ -142,7 +114,7 @@ def workbook_picture(out: Path, work: Path) -> None:
     font = _font(ImageFont, 15)
     panels = []
     for name, page in zip(names, pages, strict=True):
-        image = _trim(Image.open(page).convert("RGB"))
+        image = trim(Image.open(page).convert("RGB"))
         panel = Image.new("RGB", (image.width + 20, image.height + 44), "white")
         draw = ImageDraw.Draw(panel)
         draw.rectangle((0, 0, panel.width - 1, 31), fill="#e8eef7")
@@ -160,20 +132,6 @@ def _font(image_font: Any, size: int) -> Any:
         if Path(candidate).exists():
             return image_font.truetype(candidate, size)
     return image_font.load_default()
-
-
-def _trim(image: Any, margin: int = 6) -> Any:
-    """Crops the white page around what LibreOffice printed."""
-    from PIL import ImageOps
-
-    box = ImageOps.invert(image).getbbox()  # inverted, white is black: the box of the rest
-    if not box:
-        return image
-    left, top, right, bottom = box
-    return image.crop(
-        (max(left - margin, 0), max(top - margin, 0),
-         min(right + margin, image.width), min(bottom + margin, image.height))
-    )  # fmt: skip
 
 
 def _grid(panels: list[Any], columns: int, gap: int) -> Any:

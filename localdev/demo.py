@@ -1,9 +1,12 @@
 """`./dev demo`: the whole action on this machine, end to end, on embedded defaults.
 
-Starts fake-gcs-server (behind the CSEK proxy, which behaves as GCS does with customer keys), the
-Pub/Sub emulator, the three staged functions under functions-framework, and a stand-in Looker
-that serves the sample dashboard at a one-time URL. Then it plays Looker: list, form, execute by
-push and by URL, and shows the stored object, the message, and the worksheets read back.
+Starts fake-gcs-server (behind the storage stand-in, which behaves as GCS does with customer
+keys), the Pub/Sub emulator, the three staged functions under functions-framework (or with
+--single the one service under gunicorn), and a stand-in Looker that serves the samples at
+one-time URLs. Then it plays Looker: list, form, execute by push and by URL. Each workbook it
+made is read back with the key, written decrypted into demo-output/ with its Pub/Sub message
+beside it, and previewed as a spreadsheet shows it; with LibreOffice, the first sheet of the
+formatted dashboard is drawn as a PNG there too.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ import io
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
-from datetime import datetime
-from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
 from localdev.lifecycle import free_port
+from localdev.sheet_picture import first_sheet_png
+from localdev.shown import shown
+from localdev.single import OneService
 from shared.integration import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +42,8 @@ PROJECT = "demo-project"
 TOPIC = "looker-exports"
 SUBSCRIPTION = "looker-exports-demo"
 BUCKET = "acme-looker-exports"
+OUTPUT = ROOT / "demo-output"  # the default --output: git-ignored, emptied at each run
+FORMATTED = "dashboard_formatted_push"  # the export whose first sheet is drawn
 
 
 def step(text: str) -> None:
@@ -62,22 +69,32 @@ def payload(name: str) -> dict[str, Any]:
     return data
 
 
-def preview(data: bytes, rows: int = 5) -> None:
+def preview(data: bytes, rows: int = 5) -> list[str]:
+    """Each sheet's first rows as the workbook shows them (its number formats applied)."""
     import openpyxl
 
+    lines = []
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     for sheet in workbook.worksheets:
-        print(f"  [{sheet.title}]")
-        for row in sheet.iter_rows(max_row=rows, values_only=True):
-            print("    " + " | ".join(_show(v) for v in row))
+        lines.append(f"  [{sheet.title}]")
+        for row in sheet.iter_rows(max_row=rows):
+            cells = [shown(c.value, c.number_format) for c in row if hasattr(c, "number_format")]
+            lines.append("    " + " | ".join(cells))
+    return lines
 
 
-def _show(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime) and value.time() == dt_time(0):
-        return value.date().isoformat()
-    return str(value)
+def keep_output(
+    output: Path, number: int, name: str, data: bytes, message: dict[str, Any] | None
+) -> list[Path]:
+    """The object, decrypted, and its Pub/Sub message, into `output` (NN-file, NN-file.json)."""
+    target = output / f"{number:02d}-{Path(name).name}"
+    target.write_bytes(data)
+    kept = [target]
+    if message is not None:
+        note = target.with_name(target.name + ".message.json")
+        note.write_text(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
+        kept.append(note)
+    return kept
 
 
 def read_back(proxy_url: str, name: str, key: bytes) -> bytes:
@@ -93,30 +110,129 @@ def read_back(proxy_url: str, name: str, key: bytes) -> bytes:
     return data
 
 
+SENDS = {  # payload -> what it is, and the file served at its one-time URL (if by URL)
+    "dashboard_push": ("a dashboard pushed inline", None),
+    "dashboard_url": ("a dashboard by one-time URL", "weekly_sales.zip"),
+    FORMATTED: ("a dashboard sent formatted, visualization applied (a pivot, totals)", None),
+    "look_push": ("a Look pushed inline", None),
+    "look_url": ("a Look by one-time URL", "revenue_by_region.csv"),
+}
+
+
+def _serve(stack: ExitStack, env: dict[str, str], single: bool) -> dict[str, str]:
+    """The action's three URLs (list, form, execute), served as deployed."""
+    if single:
+        step("Staging and serving the one service (app.py) under gunicorn")
+        service = stack.enter_context(OneService(env, ROOT / ".local"))
+        print(f"  {service.url}/  /form  /execute  (log: {service.log_path})")
+        return {"action_list": f"{service.url}/"}
+    step("Staging and serving the three functions with functions-framework")
+    functions = LocalFunctions(env)
+    # The hub needs the other two URLs before it starts; ports are chosen first for that.
+    ports = {name: free_port() for name in FUNCTIONS}
+    env["ACTION_FORM_URL"] = f"http://127.0.0.1:{ports['action_form']}/"
+    env["ACTION_EXECUTE_URL"] = f"http://127.0.0.1:{ports['action_execute']}/"
+    functions.start(ports)
+    stack.callback(functions.stop)
+    for name in ports:
+        print(f"  {name}: {functions.url(name)}  (log: {functions.log_dir / (name + '.log')})")
+    return {name: functions.url(name) for name in FUNCTIONS}
+
+
+def _exports(urls: dict[str, str], looker: DownloadServer, token: str) -> dict[str, str] | None:
+    """Plays Looker: list, form, then each send; the stored object's URI by send, None on failure."""
+    headers = payload("list.json")["headers"]
+    step("Looker: list (what the admin sees when adding the hub)")
+    status, listing = post(urls["action_list"], {}, token, headers)
+    integration = listing["integrations"][0]
+    print(f"  {status}: {integration['label']} -> form {integration['form_url']}, "
+          f"execute {integration['url']}")  # fmt: skip
+    step("Looker: form")
+    status, fields = post(integration["form_url"], payload("form.json")["body"], token, headers)
+    for field in fields:
+        print(f"  {field['name']}: {field['label']} ({field['type']}) - {field['description']}")
+    files = {
+        "weekly_sales.zip": payload("execute_dashboard_push.json")["body"]["attachment"]["data"],
+        "revenue_by_region.csv": payload("execute_look_push.json")["body"]["attachment"]["data"],
+    }
+    exports: dict[str, str] = {}
+    for send, (what, download) in SENDS.items():
+        step(f"Looker: execute, {what}")
+        body = payload(f"execute_{send}.json")["body"]
+        if download is not None:
+            data = files[download]
+            raw = base64.b64decode(data) if download.endswith(".zip") else data.encode()
+            body["scheduled_plan"]["download_url"] = looker.add(raw, download)
+        started = time.monotonic()
+        status, answer = post(integration["url"], body, token, headers)
+        print(f"  {status} in {time.monotonic() - started:.2f} s: {json.dumps(answer)}")
+        if not answer["looker"]["success"]:
+            return None
+        exports[send] = answer["looker"]["message"].split(" ", 1)[0]
+    return exports
+
+
+def _messages(pubsub: PubSubEmulator, count: int) -> dict[str, dict[str, Any]]:
+    step("Pub/Sub: the announcements, pulled from the subscription")
+    pulled: list[tuple[bytes, dict[str, str]]] = []
+    deadline = time.monotonic() + 20
+    while len(pulled) < count and time.monotonic() < deadline:
+        pulled += pubsub.pull(PROJECT, SUBSCRIPTION, max_messages=10, timeout=5)
+    messages = {}
+    for data, attributes in pulled:
+        message = json.loads(data)
+        messages[message["gcs_uri"]] = message
+        print(f"  {message['gcs_uri']} ({message['action_type']}) attributes {attributes}")
+    return messages
+
+
+def _kept(exports: dict[str, str], messages: dict[str, dict[str, Any]], proxy: CsekProxy,
+          key: bytes, output: Path) -> list[Path]:  # fmt: skip
+    """Each export read back with the key, previewed, and kept in `output` (emptied first)."""
+    step(f"GCS: each export read back with the key, previewed and kept in {output}/")
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True)
+    kept: list[Path] = []
+    for number, (send, uri) in enumerate(exports.items(), 1):
+        data = read_back(proxy.url, uri.removeprefix(f"gs://{BUCKET}/"), key)
+        files = keep_output(output, number, uri, data, messages.get(uri))
+        kept += files
+        print(f"  {uri}: {len(data):,} bytes -> {files[0]}")
+        if uri.endswith(".xlsx"):
+            print("\n".join(preview(data)))
+        if send == FORMATTED:
+            png = files[0].with_suffix(".png")
+            if not first_sheet_png(files[0], png):
+                print("  (a picture of its first sheet needs LibreOffice: apt-get install "
+                      "libreoffice-calc-nogui, or install LibreOffice, then run again)")  # fmt: skip
+            else:
+                kept.append(png)
+    return kept
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep everything running until Ctrl-C")
+    parser.add_argument("--single", action="store_true", help="through the one service (app.py)")
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, help="where the workbooks go (default demo-output/)"
+    )
     args = parser.parse_args()
 
     token = secrets.token_urlsafe(24)
     key = os.urandom(32)
     with ExitStack() as stack:
-        step("Starting fake-gcs-server, the CSEK proxy and the Pub/Sub emulator")
+        step("Starting fake-gcs-server, the storage stand-in and the Pub/Sub emulator")
         gcs = stack.enter_context(FakeGcs())
         gcs.create_bucket(BUCKET)
         proxy = stack.enter_context(CsekProxy(gcs.url))
         pubsub = stack.enter_context(PubSubEmulator())
         topic = pubsub.create_topic(PROJECT, TOPIC)
         pubsub.create_subscription(PROJECT, TOPIC, SUBSCRIPTION)
-        print(f"  gcs {gcs.url} (via proxy {proxy.url}), pubsub {pubsub.host_port}, topic {topic}")
-
+        print(f"  gcs {gcs.url} (via the stand-in {proxy.url}), pubsub {pubsub.host_port}, "
+              f"topic {topic}")  # fmt: skip
         step("Starting the stand-in Looker (one-time download URLs)")
         looker = stack.enter_context(DownloadServer())
-        zip_bytes = base64.b64decode(
-            payload("execute_dashboard_push.json")["body"]["attachment"]["data"]
-        )
-
-        step("Staging and serving the three functions with functions-framework")
         env = {
             "LOOKER_ACTION_TOKEN": token,
             "GCS_ENCRYPTION_KEY": base64.b64encode(key).decode(),
@@ -128,76 +244,15 @@ def main() -> int:
             "PUBSUB_EMULATOR_HOST": pubsub.host_port,
             "GOOGLE_CLOUD_PROJECT": PROJECT,
         }
-        functions = LocalFunctions(env)
-        # The hub needs the other two URLs before it starts; ports are chosen first for that.
-        ports = {name: free_port() for name in FUNCTIONS}
-        env["ACTION_FORM_URL"] = f"http://127.0.0.1:{ports['action_form']}/"
-        env["ACTION_EXECUTE_URL"] = f"http://127.0.0.1:{ports['action_execute']}/"
-        functions.start(ports)
-        stack.callback(functions.stop)
-        for name in ports:
-            print(f"  {name}: {functions.url(name)}  (log: {functions.log_dir / (name + '.log')})")
-
-        headers = payload("list.json")["headers"]
-        step("Looker: list (what the admin sees when adding the hub)")
-        status, listing = post(functions.url("action_list"), {}, token, headers)
-        integration = listing["integrations"][0]
-        print(
-            f"  {status}: {integration['label']} -> form {integration['form_url']}, execute {integration['url']}"
-        )
-
-        step("Looker: form")
-        status, fields = post(integration["form_url"], payload("form.json")["body"], token, headers)
-        for field in fields:
-            print(f"  {field['name']}: {field['label']} ({field['type']}) - {field['description']}")
-
-        exports: list[str] = []
-        look_csv = payload("execute_look_push.json")["body"]["attachment"]["data"].encode()
-        sends = {  # payload -> (what it is, a file for its one-time download URL)
-            "dashboard_push": ("a dashboard pushed inline", None),
-            "dashboard_url": ("a dashboard by one-time URL", (zip_bytes, "weekly_sales.zip")),
-            "dashboard_formatted_push": (
-                "a dashboard sent formatted, visualization applied (a pivot, totals)",
-                None,
-            ),
-            "look_push": ("a Look pushed inline", None),
-            "look_url": ("a Look by one-time URL", (look_csv, "revenue_by_region.csv")),
-        }
-        for send, (what, download) in sends.items():
-            step(f"Looker: execute, {what}")
-            body = payload(f"execute_{send}.json")["body"]
-            if download is not None:
-                body["scheduled_plan"]["download_url"] = looker.add(*download)
-            started = time.monotonic()
-            status, answer = post(integration["url"], body, token, headers)
-            print(f"  {status} in {time.monotonic() - started:.2f} s: {json.dumps(answer)}")
-            if not answer["looker"]["success"]:
-                return 1
-            exports.append(answer["looker"]["message"].split(" ", 1)[0])
-
-        step("Pub/Sub: the announcements, pulled from the subscription")
-        messages: list[tuple[bytes, dict[str, str]]] = []
-        deadline = time.monotonic() + 20
-        while len(messages) < len(exports) and time.monotonic() < deadline:
-            messages += pubsub.pull(PROJECT, SUBSCRIPTION, max_messages=10, timeout=5)
-        for data, attributes in messages:
-            message = json.loads(data)
-            print(f"  attributes {attributes}")
-            print(
-                f"  {message['gcs_uri']} ({message['action_type']}) sheets={message['sheets']} "
-                f"key_sha256={message['key_sha256']}"
-            )
-
-        step("GCS: each workbook read back with the customer's key")
-        for uri in exports:
-            name = uri.removeprefix(f"gs://{BUCKET}/")
-            data = read_back(proxy.url, name, key)
-            print(f"  {uri}: {len(data)} bytes")
-            preview(data)
-
-        print(
-            f"\nDone: {len(exports)} exports (dashboards and Looks) stored encrypted and announced."
-        )
+        exports = _exports(_serve(stack, env, args.single), looker, token)
+        if exports is None:
+            return 1
+        output = args.output.resolve()
+        kept = _kept(exports, _messages(pubsub, len(exports)), proxy, key, output)
+        print(f"\nDone: {len(exports)} exports (dashboards and Looks) stored encrypted and "
+              f"announced. Open them in {output}/:")  # fmt: skip
+        for path in kept:
+            print(f"  {path.name}")
         if args.keep:
             print("Everything keeps running; Ctrl-C stops it all.")
             try:

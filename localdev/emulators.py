@@ -130,9 +130,7 @@ def find_pubsub_emulator_jar() -> Path:
         )
         if jars:
             return Path(jars[-1])
-    raise EmulatorError(
-        "Pub/Sub emulator jar not found; install the gcloud component or set PUBSUB_EMULATOR_JAR"
-    )
+    raise EmulatorError(f"Pub/Sub emulator jar not found: {INSTALL_PUBSUB_EMULATOR}")
 
 
 def _http_get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
@@ -512,3 +510,34 @@ class PubSubEmulator(_ChildProcess):
                 )
                 return [(m.message.data, dict(m.message.attributes)) for m in received]
             time.sleep(0.05)
+
+
+INSTALL_PUBSUB_EMULATOR = (
+    "the gcloud CLI's Pub/Sub emulator is needed: gcloud components install pubsub-emulator "
+    "(or, from Google's apt repository, apt-get install google-cloud-cli-pubsub-emulator), or "
+    "set PUBSUB_EMULATOR_JAR to its jar"
+)
+
+
+def missing_prerequisites() -> list[str]:
+    """What the local emulators need and this machine lacks, each with how to get it."""
+    missing: list[str] = []
+    if shutil.which("java") is None:
+        missing.append(
+            "java is needed for the Pub/Sub emulator: apt-get install openjdk-17-jre-headless "
+            "(any Java 11 or newer)"
+        )
+    try:
+        find_pubsub_emulator_jar()
+    except EmulatorError:
+        missing.append(INSTALL_PUBSUB_EMULATOR)
+    return missing
+
+
+if __name__ == "__main__":  # ./dev checks this before starting anything that needs the emulators
+    import sys
+
+    problems = missing_prerequisites()
+    for problem in problems:
+        print(f"dev: {problem}", file=sys.stderr)
+    sys.exit(1 if problems else 0)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from localdev.download_server import DownloadServer
 from shared.capture import REDACTED, TRANSPORT_HEADERS
 
-# Where `./dev serve` puts each function; the file name of a capture says which one it was for.
+# Where `./dev serve` puts each function.
 SERVE_PORTS = {"action_list": 8081, "action_form": 8082, "action_execute": 8083}
 DEFAULT_DOWNLOAD_PORT = 8090
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -32,9 +32,24 @@ class ReplayError(Exception):
     """A reason not to send at all (exit status 2)."""
 
 
-def default_url(path: Path) -> str:
-    function = next((f for f in SERVE_PORTS if f in path.name), "action_execute")
-    return f"http://127.0.0.1:{SERVE_PORTS[function]}/"
+def function_for(path: Path, body: Any) -> str:
+    """The function a payload is for: named in a capture's file name, else told by its content
+    (the listing's body is empty; a form request carries no data, neither an attachment nor a
+    download URL; an execute request does)."""
+    named = next((f for f in SERVE_PORTS if f in path.name), None)
+    if named is not None:
+        return named
+    if not body:
+        return "action_list"
+    plan = body.get("scheduled_plan") if isinstance(body, dict) else None
+    download = isinstance(plan, dict) and plan.get("download_url")
+    if isinstance(body, dict) and not body.get("attachment") and not download:
+        return "action_form"
+    return "action_execute"
+
+
+def default_url(path: Path, body: Any) -> str:
+    return f"http://127.0.0.1:{SERVE_PORTS[function_for(path, body)]}/"
 
 
 def load(path: Path) -> tuple[dict[str, str], Any]:
@@ -120,8 +135,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("file", type=Path, help="a payload file: a capture or samples/payloads/*")
     parser.add_argument(
         "--url",
-        help="the function to send it to (default: the ./dev serve port of the function named in "
-        "the file name, else action_execute's, http://127.0.0.1:8083/)",
+        help="the function to send it to (default: the ./dev serve port of the function the file "
+        "is for: named in a capture's file name, else told by its content; with ./dev serve "
+        "--single, http://127.0.0.1:8080/, /form or /execute)",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -145,13 +161,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     token = os.environ.get("LOOKER_ACTION_TOKEN", "").strip()
-    url = args.url or default_url(args.file)
     try:
         if not token:
             raise ReplayError(
                 "set LOOKER_ACTION_TOKEN to the function's token (it is never read from the file)"
             )
         file_headers, body = load(args.file)
+        url = args.url or default_url(args.file, body)
         if args.download_file is not None:
             if urlsplit(url).hostname not in LOOPBACK:
                 raise ReplayError(

@@ -38,8 +38,11 @@ def _number(value: Decimal, code: str) -> str | None:
     places = len(match["decimals"] or "")
     rounded = abs(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
     text = f"{rounded:,.{places}f}" if match["body"] == "#,##0" else f"{rounded:.{places}f}"
-    return (match["prefix"] or "") + (match["minus"] or "") + text + (
-        match["percent"] or match["suffix"] or ""
+    return (
+        (match["prefix"] or "")
+        + (match["minus"] or "")
+        + text
+        + (match["percent"] or match["suffix"] or "")
     )
 
 

@@ -123,6 +123,14 @@ def _hub_urls(reader: Reader) -> tuple[str, str]:
     """One service: ACTION_BASE_URL gives BASE/form and BASE/execute (and wins when set). Three
     functions: ACTION_FORM_URL and ACTION_EXECUTE_URL, each function's own URL."""
     base = reader.text("ACTION_BASE_URL")
+    if base is None and not (reader.text("ACTION_FORM_URL") or reader.text("ACTION_EXECUTE_URL")):
+        reader.fail(
+            "ACTION_BASE_URL",
+            "is not set, nor ACTION_FORM_URL and ACTION_EXECUTE_URL: the hub cannot name the "
+            "form and execute URLs (one service: set ACTION_BASE_URL to its own URL; three "
+            "functions: deploy sets the other two)",
+        )
+        return "", ""
     if base is None:
         return reader.url("ACTION_FORM_URL"), reader.url("ACTION_EXECUTE_URL")
     parts = urlsplit(base)

@@ -403,7 +403,11 @@ class TestReplayCommand:
         assert code == 2
         assert "--download-url" in capsys.readouterr().err
 
-    def test_default_url_follows_the_function_in_the_file_name(self) -> None:
+    def test_default_url_follows_the_function_in_the_file_name_else_the_content(self) -> None:
         name = "20261128T070000.000005Z_action_form_abc_1a2b3c.json"
-        assert replay.default_url(Path(name)) == "http://127.0.0.1:8082/"
-        assert replay.default_url(Path("execute_dashboard_push.json")) == "http://127.0.0.1:8083/"
+        assert replay.default_url(Path(name), {"attachment": {}}) == "http://127.0.0.1:8082/"
+        execute = {"attachment": {"data": "x"}}
+        assert replay.default_url(Path("any.json"), execute) == "http://127.0.0.1:8083/"
+        assert replay.default_url(Path("any.json"), {}) == "http://127.0.0.1:8081/"
+        form = {"scheduled_plan": None, "attachment": None, "form_params": {}}
+        assert replay.default_url(Path("any.json"), form) == "http://127.0.0.1:8082/"

@@ -81,9 +81,12 @@ def test_seed_names_are_accepted() -> None:
     assert loaded.settings.token == "seed-token"
 
 
-def test_list_needs_both_urls() -> None:
+def test_list_needs_its_urls_and_names_the_one_service_setting_when_none_is_set() -> None:
     found = problems(ListSettings.read, {"LOOKER_ACTION_TOKEN": "t" * 8})
-    assert set(found) == {"ACTION_FORM_URL", "ACTION_EXECUTE_URL"}
+    assert set(found) == {"ACTION_BASE_URL"}
+    assert "one service: set ACTION_BASE_URL to its own URL" in found["ACTION_BASE_URL"]
+    half = {"LOOKER_ACTION_TOKEN": "t" * 8, "ACTION_FORM_URL": "https://f.example"}
+    assert set(problems(ListSettings.read, half)) == {"ACTION_EXECUTE_URL"}
 
 
 def test_form_needs_only_the_token() -> None:
