@@ -34,6 +34,7 @@ SETUP_RUNNER_ROLES = (
     "roles/resourcemanager.projectIamAdmin",
 )  # fmt: skip
 WORKLOAD_IDENTITY_ADMIN = "roles/iam.workloadIdentityPoolAdmin"
+ALERT_ROLES = ("roles/logging.configWriter", "roles/monitoring.editor")  # setup --alert-email
 # With a Cloud KMS key: Cloud Storage's service agent (not the runtime account) uses the key.
 KMS_ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"

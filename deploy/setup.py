@@ -81,9 +81,8 @@ SETUP_OUTRO = (
     "the end; set-up checks that command with deploy's own checks before it creates anything.\n\n"
     "Whoever runs set-up needs, on the project:\n"
     + "".join(f"  {role}\n" for role in iam.SETUP_RUNNER_ROLES)
-    + "and with --github-repo also "
-    + iam.WORKLOAD_IDENTITY_ADMIN
-    + "."
+    + f"and with --github-repo also {iam.WORKLOAD_IDENTITY_ADMIN}; with --alert-email "
+    f"{' and '.join(iam.ALERT_ROLES)}; with --kms-key, roles/cloudkms.admin on that key."
 )
 
 

@@ -439,13 +439,13 @@ class TestDockerfile:
     def test_cmd_is_the_documented_gunicorn_command_and_resolves(self, staged_single: Path) -> None:
         argv = dockerfile_cmd()
         assert argv[0] == "gunicorn" and argv[-1] == "app:app"
-        readme = (ROOT / "README.md").read_text()
+        readme = (ROOT / "docs" / "one-service.md").read_text()
         documented = [
             shlex.split(line, comments=True)
             for line in readme.splitlines()
             if line.startswith("gunicorn ")
         ]
-        assert argv in documented, "README's gunicorn command differs from the Dockerfile's CMD"
+        assert argv in documented, "docs/one-service.md: the gunicorn command differs from the Dockerfile's CMD"
         # gunicorn itself imports module:app from the staged bundle (the image's WORKDIR).
         command = [str(Path(sys.executable).with_name("gunicorn")), "--check-config", *argv[1:]]
         clean = {"PATH": "/usr/bin:/bin", "HOME": str(staged_single), "LC_ALL": "C.UTF-8"}
