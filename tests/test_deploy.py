@@ -24,6 +24,7 @@ from shared import settings
 from shared.integration import FUNCTIONS
 from shared.settings import ExecuteSettings, FormSettings, ListSettings
 from tests.support.deploy import (
+    IMPORT_LEAKS,
     PROJECT,
     REPO,
     SECRET_KEY_VALUE,
@@ -467,25 +468,19 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
 # ------------------------------------------------------------------------ staging
 
 
-STAGED_IMPORT_CHECK = r"""
-import importlib.util, json, os, sys
-staged, repo, function = sys.argv[1], sys.argv[2], sys.argv[3]
+STAGED_IMPORT_CHECK = (
+    IMPORT_LEAKS
+    + r"""
+import importlib.util, json
+staged, function = sys.argv[1], sys.argv[3]
 sys.path.insert(0, staged)  # what Cloud Functions does with the uploaded folder
 spec = importlib.util.spec_from_file_location("main", os.path.join(staged, "main.py"))
 main = importlib.util.module_from_spec(spec)
 sys.modules["main"] = main
 spec.loader.exec_module(main)
-prefix = os.path.realpath(sys.prefix)
-def outside(path):
-    path = os.path.realpath(path)
-    return path.startswith(repo + os.sep) and not path.startswith(staged + os.sep) \
-        and not path.startswith(prefix + os.sep)
-print(json.dumps({
-    "entry_point": callable(getattr(main, function, None)),
-    "leaks": sorted(m.__file__ for m in list(sys.modules.values())
-                    if getattr(m, "__file__", None) and outside(m.__file__)),
-}))
+print(json.dumps({"entry_point": callable(getattr(main, function, None)), "leaks": leaks()}))
 """
+)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

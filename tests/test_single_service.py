@@ -27,6 +27,7 @@ import functions_framework
 import pytest
 
 from shared.integration import FUNCTIONS
+from tests.support.deploy import IMPORT_LEAKS
 from tests.support.gunicorn import GunicornService, dockerfile_cmd, stage_single
 from tests.support.handlers import (
     FORM_FIELDS,
@@ -445,7 +446,9 @@ class TestDockerfile:
             for line in readme.splitlines()
             if line.startswith("gunicorn ")
         ]
-        assert argv in documented, "docs/one-service.md: the gunicorn command differs from the Dockerfile's CMD"
+        assert argv in documented, (
+            "docs/one-service.md: the gunicorn command differs from the Dockerfile's CMD"
+        )
         # gunicorn itself imports module:app from the staged bundle (the image's WORKDIR).
         command = [str(Path(sys.executable).with_name("gunicorn")), "--check-config", *argv[1:]]
         clean = {"PATH": "/usr/bin:/bin", "HOME": str(staged_single), "LC_ALL": "C.UTF-8"}
@@ -463,24 +466,20 @@ class TestDockerfile:
 
 # ------------------------------------------------------------------------------ stage.sh single
 
-SINGLE_IMPORT_CHECK = r"""
-import json, os, sys
-staged, repo = sys.argv[1], sys.argv[2]
-sys.path.insert(0, staged)
+SINGLE_IMPORT_CHECK = (
+    IMPORT_LEAKS
+    + r"""
+import json
+sys.path.insert(0, sys.argv[1])
 import app
-prefix = os.path.realpath(sys.prefix)
-def outside(path):
-    path = os.path.realpath(path)
-    return path.startswith(repo + os.sep) and not path.startswith(staged + os.sep) \
-        and not path.startswith(prefix + os.sep)
 print(json.dumps({
     "app": type(app.app).__name__,
     "routes": sorted(app.ENTRY_POINTS),
     "entry_points": sorted(f.__module__ + "." + f.__name__ for f in app.ENTRY_POINTS.values()),
-    "leaks": sorted(m.__file__ for m in list(sys.modules.values())
-                    if getattr(m, "__file__", None) and outside(m.__file__)),
+    "leaks": leaks(),
 }))
 """
+)
 
 
 def test_staged_single_bundle_is_self_contained(tmp_path: Path) -> None:

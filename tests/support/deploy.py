@@ -139,6 +139,22 @@ def gcloud_dict(value: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in body.split(delimiter) if item)
 
 
+# Appended to a script run in a staged folder (argv[1]) of the repository (argv[2]): `leaks()`,
+# the modules it loaded from the repository rather than from the stage (or the environment).
+IMPORT_LEAKS = r"""
+import os, sys
+def leaks():
+    staged, repo = sys.argv[1], sys.argv[2]
+    prefix = os.path.realpath(sys.prefix)
+    def outside(path):
+        path = os.path.realpath(path)
+        return path.startswith(repo + os.sep) and not path.startswith(staged + os.sep) \
+            and not path.startswith(prefix + os.sep)
+    return sorted(m.__file__ for m in list(sys.modules.values())
+                  if getattr(m, "__file__", None) and outside(m.__file__))
+"""
+
+
 def commands(steps: list[Step]) -> list[tuple[str, ...]]:
     return [s.argv for s in steps if s.argv]
 
