@@ -64,7 +64,9 @@ def _log_refused_routes() -> None:
         logs.info("one service started", serving=serving, refusing=list(refused), stage="start")
 
 
-def _kept_alive(request: flask.Request) -> flask.Response:
+def _kept_alive(
+    request: flask.Request, export: Callable[..., flask.Response] = execute.action_execute
+) -> flask.Response:
     """`entry_point(request)` in a worker thread; its answer as it is when it comes within the
     keep-alive interval (EXECUTE_KEEPALIVE_SECONDS), else HTTP 200 with a newline every interval,
     then its JSON: the reference hub's `jsonKeepAlive`, so no proxy drops the idle connection
@@ -78,7 +80,7 @@ def _kept_alive(request: flask.Request) -> flask.Response:
     def work() -> None:
         try:
             # It answers every failure itself (shared/http.py).
-            answer.append(execute.action_execute(request, started=budget))
+            answer.append(export(request, started=budget))
         finally:
             done.set()
 

@@ -236,7 +236,7 @@ class TestRefusals:
             (
                 {"overwrite": "yes"},
                 "overwrite: Replacing objects is not enabled for this action: an admin turns it "
-                "on with ALLOW_OVERWRITE=1 (deploy.sh --allow-overwrite)",
+                "on with the setting ALLOW_OVERWRITE=1 (deploy's --allow-overwrite)",
             ),
         ],
     )

@@ -325,7 +325,8 @@ class TestKey:
         [
             (
                 None,
-                "is not set (nor file_encryption_key or GCS_ENCRYPTION_KEY_SECRET): exports are never stored unencrypted",
+                "is not set (nor file_encryption_key or GCS_ENCRYPTION_KEY_SECRET), and neither is "
+                "KMS_KEY_NAME: set one, exports are never stored without a key of yours",
             ),
             (base64.b64encode(b"k" * 31).decode(), "must decode to exactly 32 bytes, got 31"),
             (base64.b64encode(b"k" * 33).decode(), "must decode to exactly 32 bytes, got 33"),

@@ -21,8 +21,9 @@ CAP = 4096
 # Dashboards do not stream (Looker's docs): only a Look can be sent by URL instead.
 TOO_LARGE = (
     f"The request is larger than {CAP} bytes. A dashboard always comes inside the request: send "
-    "fewer rows, or deploy with a larger cap (deploy.sh --gen2). A Look can come by URL "
-    "instead: the 'url' download setting"
+    "fewer rows, or raise MAX_REQUEST_BYTES (a 1st gen function takes at most 10 MB, a 2nd gen "
+    "function or Cloud Run 32 MiB: deploy's --gen2). A Look can come by URL instead: the 'url' "
+    "download setting"
 )
 
 
