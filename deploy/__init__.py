@@ -8,6 +8,8 @@ checked by that function's own settings loader (shared/settings.py) before anyth
 - `iam`      the roles each resource needs, read by deploy and setup
 - `run`      carrying a plan out, or printing it (--dry-run)
 - `setup`    an empty project made ready (scripts/setup-project.sh)
+- `keys_alerts`  set-up's Cloud KMS grant and its alert on failed exports
+- `rotate`   stored exports moved to a new customer key (scripts/rotate-key.sh)
 - `stage`    the staged source folders (scripts/stage.sh)
 - `verify`   --verify-callers: is a forged X-Forwarded-For refused?
 """

@@ -29,7 +29,12 @@ Each function's environment is checked first with that function's own settings l
 it stages each function (deploy/stage.py), deploys action_form and action_execute, reads their
 URLs, and deploys action_list with them. Every setting is passed in full, so running it again
 converges. The functions allow unauthenticated calls: Looker has no Google credentials, and each
-function checks Looker's token itself.
+function checks Looker's token itself; behind a load balancer (--trusted-proxy-hops of 2 or more)
+only its traffic may reach them (--ingress).
+
+From the environment, an option that sets a setting reads the setting's own name, every other
+option DEPLOY_ and its flag in capitals; nothing else is read, and the plan's first lines name
+every value taken from there.
 """
 DEPLOY_OUTRO = (
     "Access (least privilege; --grant-iam adds exactly these, each on its one resource):\n"

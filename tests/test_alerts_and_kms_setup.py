@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deploy.setup import ALERT_METRIC, failed_export_filter
+from deploy.keys_alerts import ALERT_METRIC, failed_export_filter
 from shared import logs
 from tests.support.deploy import PROJECT, Run, flags_of, run_script
 from tests.support.world import Deployment, execute, push_body
