@@ -4,8 +4,8 @@ The three Cloud Functions' own entry points serve the routes, each function's `m
 unchanged, so every route has the same token check, configuration and logging (shared/http.serve)
 as the deployed functions: there is no second code path.
 
-Served by gunicorn as `app:app` (the command is in gunicorn.conf.py and the README), or by
-functions-framework as `--source app.py --target dispatch`.
+Served by gunicorn as `app:app` (the Dockerfile's command, docs/one-service.md; locally
+`./dev serve --single`), or by functions-framework as `--source app.py --target dispatch`.
 
 Settings: each route's settings load once, when this module is imported (once per gunicorn
 worker), exactly as each function's do. A bad setting refuses only the routes that read it, each

@@ -1,7 +1,7 @@
 """A stored object -> one Pub/Sub message for whatever runs downstream.
 
 The message is `message(export)`, a view of the export's record, published as JSON (keys
-sorted) with the attributes `bucket`, `name` and `event`; README "The Pub/Sub message" shows it.
+sorted) with the attributes `bucket`, `name` and `event`; docs/pubsub-message.md shows it.
 Publishing is retried in this one layer (the client's own retry is off): at most ATTEMPTS
 attempts, all within the time given (PUBLISH_DEADLINE at most).
 """
@@ -44,7 +44,7 @@ def _sheet(sheet: workbook.SheetSummary) -> dict[str, str | int]:
 
 
 def message(export: Export) -> dict[str, Any]:
-    """What downstream consumers read (README "The Pub/Sub message"): where the object is, what
+    """What downstream consumers read (docs/pubsub-message.md): where the object is, what
     it holds, where it came from."""
     stored, found = export.stored, origin(export.order)
     body: dict[str, Any] = {

@@ -16,7 +16,7 @@ RUNTIME = "python312"
 GEN1_MEMORY = ("128MB", "256MB", "512MB", "1024MB", "2048MB", "4096MB", "8192MB")
 GEN1_MAX_TIMEOUT, GEN2_MAX_TIMEOUT = 540, MAX_FUNCTION_TIMEOUT
 SERVICE_THREADS = 4  # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.conf.py defaults
-# What --execute-env may set: README "Configuration" rows for action_execute that no option sets.
+# What --execute-env may set: the action_execute settings (docs/configuration.md) no option sets.
 EXTRA_EXECUTE_SETTINGS = (
     "MAX_REQUEST_BYTES", "MAX_DOWNLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ZIP_ENTRIES",
     "MAX_COMPRESSION_RATIO", "DOWNLOAD_TIMEOUT_SECONDS", "UPLOAD_CHUNK_BYTES",
@@ -316,7 +316,7 @@ def extra_env(v: Values) -> dict[str, str]:
         if name not in EXTRA_EXECUTE_SETTINGS:
             raise UsageError(
                 f"--execute-env: {name} is not an action_execute setting deploy passes on; one "
-                f'of: {" ".join(EXTRA_EXECUTE_SETTINGS)} (README "Configuration")'
+                f"of: {' '.join(EXTRA_EXECUTE_SETTINGS)} (docs/configuration.md)"
             )
         if name in extra:
             raise UsageError(f"--execute-env: {name} is given twice")

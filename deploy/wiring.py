@@ -168,15 +168,9 @@ def deployment(v: Values, cwd: Path) -> Deployment:
         for fn in ("action_form", "action_execute", "action_list")
     }
     cpu = v["service_cpu"]
+    # The one service serves all three routes: every function's settings (the same values).
     every = {name: value for fn in FUNCTIONS for name, value in envs[fn].items()}
-    service_env = (
-        every
-        | envs["action_execute"]
-        | {
-            "WEB_CONCURRENCY": cpu,
-            "GUNICORN_THREADS": str(SERVICE_THREADS),
-        }
-    )
+    service_env = every | {"WEB_CONCURRENCY": cpu, "GUNICORN_THREADS": str(SERVICE_THREADS)}
     build = (
         Path(v["build_dir"]) if v["build_dir"] else Path(__file__).resolve().parent.parent / "build"
     )
