@@ -133,7 +133,7 @@ def _announce(export: Export, config: ExecuteSettings, budget: Budget) -> Action
             gcs_uri=stored.gcs_uri,
             size=stored.size,
             cut=Step.PUBLISH if budget.passed(Step.PUBLISH) else None,
-            outcome="failed",
+            outcome=logs.FAILED,
         )
         return ActionResponse(False, message, status=502)
     return None

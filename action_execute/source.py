@@ -85,7 +85,7 @@ def _encoded(attachment: Attachment, content: Content) -> bool:
 def _check_base64(data: str) -> None:
     """The whole attachment is base64 (Looker's line breaks allowed), judged before anything is
     stored: one pass, no decoded copy."""
-    letters = len(data) - sum(data.count(c) for c in " \t\n\r\f\v")
+    letters = len(data) - len(_WHITESPACE.findall(data))  # what _decode strips, counted alike
     if letters % 4 or not _BASE64.fullmatch(data):
         raise SourceError(NOT_BASE64)
 

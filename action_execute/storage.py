@@ -240,7 +240,9 @@ class Destination:
             size=int(blob.size or 0),
             content_type=blob.content_type or "",
             key_sha256=None if self._key is None else key_sha256(self._key),
-            kms_key_name=blob.kms_key_name or self._kms_key_name if self._key is None else None,
+            kms_key_name=None
+            if self._key is not None
+            else (blob.kms_key_name or self._kms_key_name),
         )
 
 

@@ -247,8 +247,6 @@ def _check_shape(v: Values) -> None:
             raise UsageError(f"--service-cpu '{v['service_cpu']}' must be 1, 2, 4 or 8")
     _memory("--memory", v["memory"], gen2)
     _memory("--execute-memory", v["execute_memory"], gen2)
-    ingress(v)
-    max_instances(v)
 
 
 def trusted_hops(v: Values) -> int:

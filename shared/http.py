@@ -173,14 +173,14 @@ def _handled(
             f"failed: {exc.message}",
             status=exc.status,
             validation_errors=dict(errors) or None,
-            outcome="failed",
+            outcome=logs.FAILED,
         )
         return _json(*render(exc.message, exc.status, errors))
     except Exception as exc:  # noqa: BLE001 - the last net: log the cause, answer in Looker's shape
         logs.error(
             f"failed: unexpected {type(exc).__name__}",
             status=500,
-            outcome="failed",
+            outcome=logs.FAILED,
             traceback=traceback.format_exc(limit=20),
         )
         return failure("Internal error; the function's logs have the details", 500, render)

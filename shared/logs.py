@@ -24,7 +24,8 @@ _delivery_secrets: contextvars.ContextVar[set[str] | None] = contextvars.Context
 
 # The last line of every export that failed, whatever failed: these fields, on one line. The
 # alert on failed exports (deploy/setup.py) counts the lines that carry them.
-FAILED_EXPORT = {"function": "action_execute", "outcome": "failed"}
+FAILED = "failed"  # the `outcome` of a request that failed after the token check
+FAILED_EXPORT = {"function": "action_execute", "outcome": FAILED}
 
 
 def redact(value: str) -> None:

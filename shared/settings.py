@@ -175,11 +175,11 @@ class FormSettings(CommonSettings):
 def _encryption(reader: Reader) -> tuple[bytes | None, str | None]:
     """Exactly one of a customer-supplied key (GCS_ENCRYPTION_KEY) and a Cloud KMS key
     (KMS_KEY_NAME): the one exports are encrypted with."""
+    raw = reader.secret("GCS_ENCRYPTION_KEY", "file_encryption_key", "GCS_ENCRYPTION_KEY_SECRET")
     kms = reader.text("KMS_KEY_NAME")
     if kms is not None and not KMS_KEY.match(kms):
         reader.fail("KMS_KEY_NAME", f"must look like {KMS_KEY_SHAPE}, got {kms!r}")
         return None, None
-    raw = reader.secret("GCS_ENCRYPTION_KEY", "file_encryption_key", "GCS_ENCRYPTION_KEY_SECRET")
     if raw is not None and kms is not None:
         reader.fail("KMS_KEY_NAME", ENCRYPTION_BOTH)
         return None, None
