@@ -8,6 +8,7 @@ checked by that function's own settings loader (shared/settings.py) before anyth
 - `iam`      the roles each resource needs, read by deploy and setup
 - `run`      carrying a plan out, or printing it (--dry-run)
 - `setup`    an empty project made ready (scripts/setup-project.sh)
+- `setup_runner`  set-up's kinds of step (create if missing, a secret's first value, retries)
 - `keys_alerts`  set-up's Cloud KMS grant and its alert on failed exports
 - `rotate`   stored exports moved to a new customer key (scripts/rotate-key.sh)
 - `stage`    the staged source folders (scripts/stage.sh)

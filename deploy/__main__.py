@@ -18,6 +18,7 @@ from deploy import iam, plan, rotate, setup, verify
 from deploy.config import OPTIONS
 from deploy.options import UsageError, help_text, parse
 from deploy.run import ROOT, Failed, Runner, need_gcloud
+from deploy.setup_runner import SetupRunner
 from deploy.stage import stage
 from deploy.wiring import Deployment, deployment
 
@@ -132,7 +133,7 @@ def set_up(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO
     found = setup.checked(parse(setup.OPTIONS, argv, env))
     dry = found.v.on("dry_run")
     need_gcloud(dry)
-    runner = setup.SetupRunner(dry, out, err)
+    runner = SetupRunner(dry, out, err)
     deploy_sh = "./deploy.sh" if Path.cwd() == ROOT else str(ROOT / "deploy.sh")
     setup.carry_out(found, runner, deploy_sh, prog)
     return 0

@@ -7,14 +7,11 @@ Each is made only if missing; a dry run prints them as a script.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
 
 from deploy import iam
 from deploy.run import Failed, Runner
+from deploy.setup_runner import SetupRunner
 from shared import logs
-
-if TYPE_CHECKING:
-    from deploy.setup import SetupRunner
 
 ALERT_METRIC = "looker-export-failures"
 ALERT_POLICY = "Looker exports failing"

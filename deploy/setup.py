@@ -11,13 +11,8 @@ Federation for that repository only. Then it prints the deploy command to run ne
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import shlex
-import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +21,7 @@ from deploy.config import BY_FLAG, EMAIL
 from deploy.config import OPTIONS as DEPLOY_OPTIONS
 from deploy.options import EXECUTE, FORM, Option, UsageError, Values, parse
 from deploy.run import Failed, Runner
+from deploy.setup_runner import SetupRunner
 from deploy.wiring import deployment
 from shared.buckets import bucket_name_problem
 from shared.settings import TOPIC
@@ -39,17 +35,6 @@ APIS = (
 _ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 POOL = "locations/global/workloadIdentityPools/github"
-RETRIES, RETRY_SECONDS = 5, 10.0  # a service account created seconds ago takes a moment to appear
-# Each secret's first value: the Python a dry run prints, and the same made here.
-MAKERS: dict[str, tuple[str, Callable[[], str]]] = {
-    "token": ("secrets.token_hex(32)", lambda: secrets.token_hex(32)),
-    "key": (
-        "base64.b64encode(secrets.token_bytes(32)).decode()",
-        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
-    ),
-}
-
-
 # Deploy's options that set-up takes as they are and passes on in the deploy line it prints.
 PASSED_ON = tuple(BY_FLAG[flag] for flag in (
     "--region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
@@ -163,66 +148,6 @@ def checked(v: Values) -> Setup:
     # What deploy would refuse in the line printed at the end is refused now, in its words.
     deployment(parse(DEPLOY_OPTIONS, deploy_command(found, "deploy")[1:], {}), Path.cwd())
     return found
-
-
-class SetupRunner(Runner):
-    """The runner, with set-up's own kinds of step: create if missing, a secret's first value,
-    a binding retried while a new account appears."""
-
-    def ensure(self, what: str, describe: list[str], create: list[str]) -> None:
-        if self.dry_run:
-            self.say(f"{shlex.join(describe)} >/dev/null 2>&1 || {shlex.join(create)}")
-            return
-        found = subprocess.run(describe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if found.returncode == 0:
-            self.say(f"# {what} exists: left as it is")
-            return
-        self.command(create)
-        self.say(f"# {what} created")
-
-    def secret_value(self, secret: str, project: str, what: str, kind: str) -> bool:
-        """A first version of fresh randomness (MAKERS[kind]) unless the secret has an enabled
-        one; whether one was made."""
-        code, make = MAKERS[kind]
-        listing = ["gcloud", "secrets", "versions", "list", secret, f"--project={project}",
-                   "--filter=state:enabled", "--limit=1", "--format=value(name)"]  # fmt: skip
-        add = [
-            "gcloud",
-            "secrets",
-            "versions",
-            "add",
-            secret,
-            f"--project={project}",
-            "--data-file=-",
-        ]
-        maker = ["python3", "-c", f'import base64, secrets; print({code}, end="")']
-        if self.dry_run:
-            self.say(
-                f'[ -n "$({shlex.join(listing)})" ] || {shlex.join(maker)} | {shlex.join(add)}'
-            )
-            return True
-        if self.command(listing).strip():
-            self.say(f"# secret {secret} already has an enabled version: kept (no new {what} made)")
-            return False
-        value = make()
-        print(f"+ {shlex.join(maker)} | {shlex.join(add)}", file=self.err)
-        done = subprocess.run(add, input=value, text=True, stdout=subprocess.DEVNULL)
-        if done.returncode:
-            raise Failed(f"could not add a version to secret {secret} (exit {done.returncode})")
-        self.say(f"# secret {secret}: a new {what} was generated and stored (not shown)")
-        return True
-
-    def retried(self, argv: list[str]) -> None:
-        for attempt in range(1, RETRIES + 1):
-            try:
-                self.command(argv)
-                return
-            except Failed:
-                if self.dry_run or attempt == RETRIES:
-                    raise
-            print(f"setup: retrying in {RETRY_SECONDS:g}s (a new service account takes a moment "
-                  "to appear)", file=self.err)  # fmt: skip
-            time.sleep(RETRY_SECONDS)
 
 
 def _step(runner: Runner, title: str) -> None:
