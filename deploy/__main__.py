@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from deploy import iam, plan, rotate, setup, verify
+from deploy import drift, iam, plan, rotate, setup, verify
 from deploy.config import OPTIONS
+from deploy.envfile import read_values
 from deploy.options import UsageError, help_text, parse
 from deploy.run import ROOT, Failed, Runner, need_gcloud
 from deploy.setup_runner import SetupRunner
@@ -23,8 +24,13 @@ from deploy.stage import stage
 from deploy.wiring import Deployment, deployment
 
 DEPLOY_INTRO = """
-Deploys the Looker Action's three Cloud Functions (1st gen by default, 2nd gen with --gen2;
-python312, HTTP), or with --single one Cloud Run service (app.py: / the list, /form, /execute).
+Deploys the Looker Action's three functions as 2nd gen Cloud Run functions (python313, HTTP;
+--gen1 for the legacy 1st gen), or with --single one Cloud Run service (app.py: / the list,
+/form, /execute). Options come from the flags, then the environment, then the deployment file
+(deploy.env beside deploy.sh, which scripts/setup-project.sh writes): a bare ./deploy.sh deploys
+what set-up prepared. Before deploying, it reads what is live and stops where this deploy would
+loosen a setting that guards access (--allow-change=NAME lets it), or where the live functions
+are of the other generation.
 Each function's environment is checked first with that function's own settings loader
 (shared/settings.py): what a function would refuse at start is refused here, in its words. Then
 it stages each function (deploy/stage.py), deploys action_form and action_execute, reads their
@@ -62,32 +68,13 @@ def _warnings(d: Deployment, err: TextIO, prog: str) -> None:
               "and action_execute refuses every download until it lists Looker's host", file=err)  # fmt: skip
 
 
-def _existing_service(d: Deployment, runner: Runner, prog: str) -> str | None:
-    listing = plan.service_list(d)
-    if runner.dry_run:
-        runner.command(listing)
-        runner.say("# (dry run: taken as a first deploy. For an existing service its URL is read "
-                   "here and\n#  set as ACTION_BASE_URL in the deploy, and no update follows.)")  # fmt: skip
-        return None
-    try:
-        found = runner.command(listing)
-    except Failed:
-        print(f"{prog}: warning: could not list the Cloud Run services; deploying {d.service} as "
-              "a new service", file=runner.err)  # fmt: skip
-        return None
-    for line in found.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0] == d.service and words[1].startswith("https://"):
-            return words[1]
-    return None
-
-
 def deploy(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO, prog: str) -> int:
     if "-h" in argv or "--help" in argv:
         out.write(help_text(f"{prog} --project=PROJECT --topic=TOPIC [options]", DEPLOY_INTRO,
                             OPTIONS, DEPLOY_OUTRO))  # fmt: skip
         return 0
-    d = deployment(parse(OPTIONS, argv, env), Path.cwd())
+    d = deployment(read_values(OPTIONS, argv, env), Path.cwd())
+    drift.allowed_changes(d.values.many("allow_change"))
     dry = d.on("dry_run")
     need_gcloud(dry)
     runner = Runner(dry, out, err)
@@ -96,12 +83,14 @@ def deploy(argv: Sequence[str], env: Mapping[str, str], out: TextIO, err: TextIO
     _warnings(d, err, prog)
     if dry:
         runner.say(f"# {prog} --dry-run: nothing is staged or deployed; these are the commands.")
+    found = drift.read_live(d, runner)
+    drift.guard(d, found)
     if d.on("single"):
-        steps = plan.single(d, _existing_service(d, runner, prog))
+        steps = plan.single(d, found[d.service].url if d.service in found else None)
     else:
         steps = plan.functions(d)
         if dry:
-            runner.say(f"export CLOUDSDK_FUNCTIONS_GEN2={'true' if d.on('gen2') else 'false'}")
+            runner.say(f"export CLOUDSDK_FUNCTIONS_GEN2={'false' if d.on('gen1') else 'true'}")
     runner.steps(steps, d.build_dir)
     if dry:
         runner.say("# (dry run: the URLs above are placeholders, not read from gcloud)")

@@ -12,10 +12,16 @@ from shared.callers import Callers
 from shared.reader import SECRET_NAME, Reader
 from shared.settings import KMS_KEY_SHAPE, MAX_FUNCTION_TIMEOUT, PROJECT_ID
 
-RUNTIME = "python312"
+RUNTIME = "python313"  # deprecated 2029-10-10 (python312: 2028-10-02); docs/deploying.md
 GEN1_MEMORY = ("128MB", "256MB", "512MB", "1024MB", "2048MB", "4096MB", "8192MB")
 GEN1_MAX_TIMEOUT, GEN2_MAX_TIMEOUT = 540, MAX_FUNCTION_TIMEOUT
 SERVICE_THREADS = 4  # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.conf.py defaults
+# What one action_execute instance holds (docs/size-and-time.md, "Memory"): idle, 81 MiB measured
+# (BENCHMARKS.md) rounded up for the platform's share; and each export at once, at most 128 MiB
+# over idle whatever the request (SECURITY.md: its pushed body, up to 32 MiB, and the conversion,
+# about 40 MiB, with room to spare). --concurrency is refused where the memory holds fewer.
+IDLE_MIB, EXPORT_MIB = 128, 128
+EXECUTE_CPU = "1"  # a whole vCPU on 2nd gen: the workbook's deflate runs on a second thread
 # What --execute-env may set: the action_execute settings (docs/configuration.md) no option sets.
 EXTRA_EXECUTE_SETTINGS = (
     "MAX_REQUEST_BYTES", "MAX_DOWNLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ZIP_ENTRIES",
@@ -85,15 +91,28 @@ OPTIONS = (
       + " ".join(EXTRA_EXECUTE_SETTINGS), repeat=True),
     Option("--max-instances", help="the most instances of each function (or of the service) at "
       "once: a cap on cost; a delivery beyond it waits or fails (default: no cap)"),
-    Option("--gen2", help=f"deploy 2nd gen functions (32 MiB requests, {MAX_FUNCTION_TIMEOUT} s)", switch=True),
+    Option("--gen1", help="deploy 1st gen functions, which Google calls legacy (10 MB requests, "
+      f"{GEN1_MAX_TIMEOUT} s): only for a project that has them already. The default is 2nd gen "
+      f"(Cloud Run functions: 32 MiB requests, {MAX_FUNCTION_TIMEOUT} s)", switch=True),
+    Option("--gen2", help="2nd gen functions: the default, accepted so that older command lines "
+      "keep working", switch=True),
     Option("--memory", "256MB", "action_list and action_form's memory"),
-    Option("--execute-memory", "512MB", "action_execute's memory (2nd gen also takes e.g. 1Gi)"),
+    Option("--execute-memory", "512MB", "action_execute's memory (2nd gen also takes e.g. 1Gi); on "
+      f"2nd gen it gets {EXECUTE_CPU} vCPU"),
+    Option("--concurrency", "1", f"exports one action_execute instance runs at once (2nd gen): "
+      f"each needs {EXPORT_MIB} MiB of --execute-memory beyond the first {IDLE_MIB} MiB"),
     Option("--timeout", "60s", "action_list and action_form's timeout"),
-    Option("--execute-timeout", help=f"action_execute's timeout (default {GEN1_MAX_TIMEOUT}s; with --gen2 {MAX_FUNCTION_TIMEOUT}s), "
-      "also FUNCTION_TIMEOUT_SECONDS: its time budget"),
+    Option("--execute-timeout", help=f"action_execute's timeout (default {MAX_FUNCTION_TIMEOUT}s; "
+      f"with --gen1 {GEN1_MAX_TIMEOUT}s), also FUNCTION_TIMEOUT_SECONDS: its time budget"),
     Option("--build-dir", help="where the functions are staged (default build/)"),
     Option("--grant-iam", help="also grant the runtime account its roles, each on its one "
       "resource", switch=True),
+    Option("--config-file", help="the deployment file read after the flags and the environment "
+      "(default: deploy.env beside deploy.sh; 'none' reads no file)"),
+    Option("--allow-change", help="NAME: let this deploy loosen or remove a setting that guards "
+      "access on the live deployment (ALLOWED_SOURCE_RANGES, TRUSTED_PROXY_HOPS, LOOKER_INSTANCE_ID, "
+      "USER_BUCKETS_ATTRIBUTE, ENCRYPTION_KEY, MAX_INSTANCES, INGRESS); repeatable, or "
+      "comma-separated", repeat=True),
     Option("--dry-run", help="print every command instead of running it", switch=True),
     Option("--verify-callers", help="deploy nothing: read the deployed URLs and check that a "
       "forged X-Forwarded-For naming an allowed address is refused (needs "
@@ -139,15 +158,50 @@ def seconds(flag: str, value: str, most: int, why: str) -> str:
     return f"{number}s"
 
 
-def _memory(flag: str, value: str, gen2: bool) -> None:
-    if value in GEN1_MEMORY or (gen2 and re.fullmatch(r"[1-9][0-9]*(Mi|Gi|MB|GB)", value)):
+def _memory(flag: str, value: str, gen1: bool) -> None:
+    if value in GEN1_MEMORY or (not gen1 and re.fullmatch(r"[1-9][0-9]*(Mi|Gi|MB|GB)", value)):
         return
-    if gen2:
+    if not gen1:
         raise UsageError(f"{flag} '{value}' is not a memory size (e.g. 512MB, 768Mi, 1Gi)")
     raise UsageError(
         f"{flag} '{value}' is not a 1st gen memory size (one of: {' '.join(GEN1_MEMORY)}; "
-        "--gen2 takes others)"
+        "2nd gen takes others)"
     )
+
+
+def mebibytes(value: str) -> int:
+    """A checked memory size in MiB (MB and GB taken as gcloud takes them for functions: MiB, GiB)."""
+    number = int(re.sub(r"[^0-9]", "", value))
+    return number * 1024 if value.endswith(("Gi", "GB")) else number
+
+
+def most_exports(memory: str) -> int:
+    """How many exports at once an instance of `memory` holds (IDLE_MIB, EXPORT_MIB)."""
+    return max(0, (mebibytes(memory) - IDLE_MIB) // EXPORT_MIB)
+
+
+def concurrency(v: Values) -> int:
+    """--concurrency, checked against action_execute's memory (1st gen runs one at a time)."""
+    raw = v["concurrency"]
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", raw):
+        raise UsageError(f"--concurrency '{raw}' must be a whole number from 1 to 1000")
+    wanted, memory = int(raw), v["execute_memory"]
+    if wanted > 1 and (v.on("gen1") or v.on("single")):
+        where = (
+            "1st gen runs one request per instance"
+            if v.on("gen1")
+            else ("--single sets its own from --service-cpu")
+        )
+        raise UsageError(f"--concurrency={wanted} applies to 2nd gen functions only ({where})")
+    held = most_exports(memory)
+    if wanted > max(held, 1):
+        need = IDLE_MIB + wanted * EXPORT_MIB
+        raise UsageError(
+            f"--concurrency={wanted} needs --execute-memory of at least {need}Mi: each export at "
+            f"once may hold {EXPORT_MIB} MiB beyond the instance's {IDLE_MIB} MiB, and {memory} "
+            f"holds {held} (docs/size-and-time.md, Memory)"
+        )
+    return wanted
 
 
 def check_names(v: Values, secret_flags: tuple[str, ...]) -> None:
@@ -218,12 +272,22 @@ def _check_smtp_flags(v: Values) -> None:
 
 
 def _check_shape(v: Values) -> None:
-    gen2, single = v.on("gen2"), v.on("single")
-    if single and gen2:
-        raise UsageError(
-            "--gen2 applies to the three functions; --single is already a Cloud Run service"
-        )
-    for flag in ("--prefix", "--memory", "--execute-memory", "--timeout", "--execute-timeout"):
+    gen1, single = v.on("gen1"), v.on("single")
+    if gen1 and v.on("gen2"):
+        raise UsageError("--gen1 and --gen2 contradict each other (2nd gen is the default)")
+    for flag in ("--gen1", "--gen2"):
+        if single and v.on(flag[2:]):
+            raise UsageError(
+                f"{flag} applies to the three functions; --single is already a Cloud Run service"
+            )
+    for flag in (
+        "--prefix",
+        "--memory",
+        "--execute-memory",
+        "--timeout",
+        "--execute-timeout",
+        "--concurrency",
+    ):
         if single and flag in v.given:
             raise UsageError(
                 f"{flag} applies to the three functions, not to --single (see --service-memory, "
@@ -245,8 +309,8 @@ def _check_shape(v: Values) -> None:
             )
         if v["service_cpu"] not in ("1", "2", "4", "8"):
             raise UsageError(f"--service-cpu '{v['service_cpu']}' must be 1, 2, 4 or 8")
-    _memory("--memory", v["memory"], gen2)
-    _memory("--execute-memory", v["execute_memory"], gen2)
+    _memory("--memory", v["memory"], gen1)
+    _memory("--execute-memory", v["execute_memory"], gen1)
 
 
 def trusted_hops(v: Values) -> int:

@@ -4,18 +4,19 @@ Each option is a flag, a default and its help; an option that sets one of the fu
 also names that setting, the functions that read it, and whether its value is a Secret Manager
 secret's name. `--name=value` and `--name value` both work; a switch takes no value.
 
-Where a flag is absent, its value may come from the environment, under one rule: an option that
-sets a setting reads the setting's own name (ALLOWED_BUCKETS, PUBSUB_TOPIC, ...: they *are* the
-settings); every other option reads DEPLOY_ and its flag in capitals (--region: DEPLOY_REGION).
-Nothing else in the shell changes a deploy. A switch's variable takes the functions' words for
-on and off (shared/reader.py); any other value is refused.
+Where a flag is absent, its value may come from the environment, then from the deployment file
+(deploy.env, deploy/envfile.py), under one rule for both: an option that sets a setting is named
+by the setting's own name (ALLOWED_BUCKETS, PUBSUB_TOPIC, ...: they *are* the settings); every
+other option by DEPLOY_ and its flag in capitals (--region: DEPLOY_REGION). Nothing else in the
+shell changes a deploy. A switch's variable takes the functions' words for on and off
+(shared/reader.py); any other value is refused.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deploy import UsageError
 from shared.reader import truth
@@ -54,13 +55,16 @@ class Option:
 
 @dataclass(frozen=True)
 class Values:
-    """What the command line and the environment gave: by option key; `given`, the flags typed;
-    `from_env`, the variable each value taken from the environment came from."""
+    """What the command line, the environment and the deployment file gave: by option key;
+    `given`, the flags typed; `from_env` and `from_file`, the name each value taken from the
+    environment or from the file came from."""
 
     values: Mapping[str, str]
     repeated: Mapping[str, tuple[str, ...]]
     given: frozenset[str]
     from_env: Mapping[str, str]  # option key -> variable name
+    from_file: Mapping[str, str] = field(default_factory=dict)  # option key -> name in the file
+    file_name: str = ""  # the deployment file read, as it is named to the user
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]
@@ -72,8 +76,15 @@ class Values:
         return self.repeated.get(key, ())
 
 
-def parse(table: Sequence[Option], argv: Sequence[str], env: Mapping[str, str]) -> Values:
-    """Flags win over the environment, which wins over the defaults."""
+def parse(
+    table: Sequence[Option],
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    file: Mapping[str, str] | None = None,
+    file_name: str = "deploy.env",
+) -> Values:
+    """Flags win over the environment, which wins over the deployment file (`file`: its names and
+    values, read by deploy/envfile.py), which wins over the defaults."""
     by_flag = {o.flag: o for o in table}
     values: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
@@ -101,18 +112,34 @@ def parse(table: Sequence[Option], argv: Sequence[str], env: Mapping[str, str]) 
         else:
             values[option.key] = value
     from_env: dict[str, str] = {}
+    from_file: dict[str, str] = {}
     for option in table:
         if option.key in values or option.repeat:
             continue
-        found = env.get(option.env, "").strip()
-        if not found:
+        for source, where, taken in (
+            (env, "", from_env),
+            (file or {}, f" in {file_name}", from_file),
+        ):
+            found = source.get(option.env, "").strip()
+            if not found:
+                continue
+            if option.switch and truth(found) is None:
+                raise UsageError(
+                    f"{option.env}={found!r}{where} (for {option.flag}) must be 1 or 0"
+                )
+            values[option.key] = found
+            taken[option.key] = option.env
+            break
+        else:
             values[option.key] = option.default
-            continue
-        if option.switch and truth(found) is None:
-            raise UsageError(f"{option.env}={found!r} (for {option.flag}) must be 1 or 0")
-        values[option.key] = found
-        from_env[option.key] = option.env
-    return Values(values, {k: tuple(v) for k, v in repeated.items()}, frozenset(given), from_env)
+    return Values(
+        values,
+        {k: tuple(v) for k, v in repeated.items()},
+        frozenset(given),
+        from_env,
+        from_file,
+        file_name if file else "",
+    )
 
 
 def help_text(usage: str, intro: str, table: Sequence[Option], outro: str = "") -> str:

@@ -57,14 +57,25 @@ def _shown(name: str, secrets: Mapping[str, str], env: Mapping[str, str]) -> lis
 
 def _header(d: Deployment) -> list[Step]:
     """Where the deploy goes, and every value that came from the environment rather than a flag."""
+    if d.on("single"):
+        shape = f"one Cloud Run service, {d.service_cpu} vCPU, {d.service_memory}"
+    elif d.on("gen1"):
+        shape = f"1st gen functions (legacy), {RUNTIME}"
+    else:
+        execute = d.functions["action_execute"]
+        shape = (f"2nd gen functions (Cloud Run functions), {RUNTIME}; action_execute "
+                 f"{execute.cpu} vCPU, {execute.memory}, {execute.concurrency} export(s) at once")  # fmt: skip
     lines = [f"# project {d.project}, region {d.region}, runtime service account "
-             f"{d.service_account}, ingress {d.ingress}, max instances {d.max_instances or 'no cap'}"]  # fmt: skip
+             f"{d.service_account}, ingress {d.ingress}, max instances {d.max_instances or 'no cap'}",
+             f"# shape: {shape}"]  # fmt: skip
     flags = {o.key: o.flag for o in OPTIONS}
-    taken = [
-        f"#   {flags[key]} from {name}={d.values[key]}" for key, name in d.values.from_env.items()
-    ]
-    if taken:
-        lines += ["# Taken from the environment (a flag would win):", *taken]
+    for title, taken in (("the environment (a flag would win)", d.values.from_env),
+                         (f"{d.values.file_name} (a flag or the environment would win)", d.values.from_file)):  # fmt: skip
+        if taken:
+            lines.append(f"# Taken from {title}:")
+            lines += [
+                f"#   {flags[key]} from {name}={d.values[key]}" for key, name in taken.items()
+            ]
     return [Step(note=line) for line in lines]
 
 
@@ -103,13 +114,18 @@ def _deploy_function(
     d: Deployment, fn: Function, env: Mapping[str, str], gen: str, pinned: Mapping[str, str]
 ) -> Step:
     env_flag = f"--set-env-vars={join_dict(env)}" if env else "--clear-env-vars"
+    sizing = (
+        ()
+        if d.on("gen1")
+        else (*((f"--cpu={fn.cpu}",) if fn.cpu else ()), f"--concurrency={fn.concurrency}")
+    )
     return Step((
         "gcloud", "functions", "deploy", fn.name, gen, f"--region={d.region}",
         f"--project={d.project}", f"--runtime={RUNTIME}", "--trigger-http",
         "--allow-unauthenticated", f"--ingress-settings={INGRESS[d.ingress][0]}",
         f"--entry-point={fn.entry_point}", f"--source={d.build_dir / fn.entry_point}",
         f"--service-account={d.service_account}", f"--memory={fn.memory}",
-        f"--timeout={fn.timeout}", f"--set-secrets={_secrets(fn.secrets)}", env_flag,
+        f"--timeout={fn.timeout}", *sizing, f"--set-secrets={_secrets(fn.secrets)}", env_flag,
         f"--max-instances={d.max_instances}" if d.max_instances else "--clear-max-instances",
         "--quiet",
     ), env=pinned)  # fmt: skip
@@ -117,11 +133,11 @@ def _deploy_function(
 
 def _gen(d: Deployment) -> tuple[str, str, dict[str, str]]:
     """The generation flag, the field describe reads the URL from, and the environment that pins
-    which resource describe reads (v1's httpsTrigger.url unless the gen2 property says otherwise,
-    whatever the user's own gcloud config says)."""
-    if d.on("gen2"):
-        return "--gen2", "serviceConfig.uri", {"CLOUDSDK_FUNCTIONS_GEN2": "true"}
-    return "--no-gen2", "httpsTrigger.url", {"CLOUDSDK_FUNCTIONS_GEN2": "false"}
+    which API describe reads with (v2's serviceConfig.uri, or with --gen1 v1's httpsTrigger.url),
+    whatever the user's own gcloud config says."""
+    if d.on("gen1"):
+        return "--no-gen2", "httpsTrigger.url", {"CLOUDSDK_FUNCTIONS_GEN2": "false"}
+    return "--gen2", "serviceConfig.uri", {"CLOUDSDK_FUNCTIONS_GEN2": "true"}
 
 
 def _describe_function(d: Deployment, fn: Function) -> Step:
@@ -178,10 +194,14 @@ def functions(d: Deployment) -> list[Step]:
     return steps + _next(d, hub, [ref(f.entry_point) for f in (listing, form, execute)])
 
 
-def service_list(d: Deployment) -> tuple[str, ...]:
-    """Lists the Cloud Run services: the one service's URL, if it exists already."""
-    return ("gcloud", "run", "services", "list", f"--region={d.region}", f"--project={d.project}",
-            "--format=value(metadata.name,status.url)")  # fmt: skip
+def live_listing(d: Deployment) -> tuple[str, ...]:
+    """Lists what is deployed in the region, in full (deploy/live.py reads it): the functions of
+    both generations, or with --single the Cloud Run services."""
+    if d.on("single"):
+        return ("gcloud", "run", "services", "list", f"--region={d.region}",
+                f"--project={d.project}", "--format=json")  # fmt: skip
+    return ("gcloud", "functions", "list", f"--regions={d.region}", f"--project={d.project}",
+            "--format=json")  # fmt: skip
 
 
 def _deploy_service(d: Deployment, env: Mapping[str, str]) -> Step:

@@ -8,9 +8,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from deploy import stage
 from deploy.options import UsageError
@@ -27,6 +29,20 @@ def _filled(text: str, urls: Mapping[str, str]) -> str:
     for key, url in urls.items():
         text = text.replace(ref(key), url)
     return text
+
+
+# Failures gcloud words in ways worth one sentence of ours (matched on what its message names).
+EXPLAINED = {
+    "restrictAllowedGenerations": (
+        "an organisation policy (constraints/cloudfunctions.restrictAllowedGenerations) forbids "
+        "this generation of functions in the project: deploy the other one (2nd gen is the "
+        "default; --gen1 for 1st gen), or ask the organisation's admin to allow it"
+    ),
+}
+
+
+def why(said: str) -> str:
+    return "".join(f"\n  {text}" for key, text in EXPLAINED.items() if key in said)
 
 
 def need_gcloud(dry_run: bool) -> None:
@@ -53,12 +69,29 @@ class Runner:
             self.say(line)
             return ""
         print(f"+ {line}", file=self.err, flush=True)
-        done = subprocess.run(
-            list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True
-        )
-        if done.returncode:
-            raise Failed(f"this command failed (exit {done.returncode}): {line}")
-        return done.stdout
+        with subprocess.Popen(
+            list(argv), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, errors="replace",
+        ) as proc:  # fmt: skip
+            tail: deque[str] = deque()
+            said = threading.Thread(target=self._relay, args=(proc.stderr, tail))
+            said.start()
+            output = proc.stdout.read() if proc.stdout else ""
+            said.join()
+        if proc.returncode:
+            raise Failed(
+                f"this command failed (exit {proc.returncode}): {line}{why(''.join(tail))}"
+            )
+        return output
+
+    def _relay(self, stream: IO[str] | None, tail: deque[str]) -> None:
+        """gcloud's own words reach the user as they come; the last ones are kept to explain."""
+        for text in stream or ():
+            self.err.write(text)
+            self.err.flush()
+            tail.append(text)
+            if len(tail) > 40:
+                tail.popleft()
 
     def steps(self, steps: Sequence[Step], build_dir: Path) -> None:
         for step in steps:

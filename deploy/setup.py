@@ -6,20 +6,24 @@ prevention); the topic; the two secrets, each with a first version of fresh rand
 and piped into gcloud (never printed, never in a command line or a file); the runtime service
 account with exactly the roles deploy --grant-iam grants (deploy/iam.py, read by both); with
 --deployer or --github-repo, a CI deployer account; with --github-repo, Workload Identity
-Federation for that repository only. Then it prints the deploy command to run next.
+Federation for that repository only. It writes the deployment file, deploy.env (every option it
+passes on, in deploy's names: deploy/envfile.py), for the admin to commit, and prints the deploy
+command to run next: a bare ./deploy.sh, which reads it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import iam, keys_alerts
+from deploy import envfile, iam, keys_alerts
 from deploy.config import BY_FLAG, EMAIL
 from deploy.config import OPTIONS as DEPLOY_OPTIONS
-from deploy.options import EXECUTE, FORM, Option, UsageError, Values, parse
+from deploy.envfile import config_path, shown_path
+from deploy.options import Option, UsageError, Values, parse
 from deploy.run import Failed, Runner
 from deploy.setup_runner import SetupRunner
 from deploy.wiring import deployment
@@ -40,12 +44,13 @@ PASSED_ON = tuple(BY_FLAG[flag] for flag in (
     "--region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
     "--allowed-source-ranges", "--trusted-proxy-hops", "--ingress", "--public-url",
     "--looker-instance-id", "--allow-overwrite", "--object-name-template", "--max-instances",
-    "--gen2", "--single", "--kms-key",
+    "--gen1", "--gen2", "--single", "--kms-key",
 ))  # fmt: skip
 OPTIONS = (
     Option("--project", help="the project ID. Required."),
-    Option("--buckets", help="bucket names exports may go to. Required.", setting="ALLOWED_BUCKETS",
-      readers=(FORM, EXECUTE)),
+    # Deploy's --allowed-buckets under set-up's name: its setting and readers are declared once.
+    dataclasses.replace(BY_FLAG["--allowed-buckets"], flag="--buckets",
+                        help="bucket names exports may go to. Required."),
     Option("--location", help="where new buckets live (default: the region)"),
     Option("--topic", "looker-exports", "a bare topic name"),
     Option("--service-account", "looker-action", "the runtime account's name or e-mail"),
@@ -57,7 +62,12 @@ OPTIONS = (
     Option("--alert-email", help="also alert this address when an export fails: a log-based "
       "metric of failed exports, an e-mail notification channel and an alert policy"),
     Option("--dry-run", help="print every command instead of running it (a script you could "
-      "paste); runs no gcloud and makes no secret value", switch=True),
+      "paste); runs no gcloud and makes no secret value. The deployment file is still written: "
+      "it is a local file, not a cloud resource", switch=True),
+    Option("--config-file", help="where to write the deployment file deploy reads (default: "
+      "deploy.env beside deploy.sh)"),
+    Option("--replace-config", help="replace a deployment file that differs from what set-up "
+      "writes (without it, set-up shows the difference and stops)", switch=True),
     *PASSED_ON,
 )  # fmt: skip
 SETUP_OUTRO = (
@@ -242,14 +252,11 @@ def _github(s: Setup, r: SetupRunner) -> None:
     r.say(
         "# Set these repository variables on GitHub (Settings > Secrets and variables > Actions >"
     )
-    r.say("# Variables; none is a secret), e.g. with the gh CLI:")
+    r.say("# Variables; neither is a secret), e.g. with the gh CLI. They say only how CI signs in:")
+    r.say("# what it deploys is in the deployment file, committed with the code.")
     for name, value in (
-        ("GCP_PROJECT", s.project),
         ("GCP_WORKLOAD_IDENTITY_PROVIDER", f"projects/{number}/{POOL}/providers/github"),
-        ("GCP_DEPLOY_SERVICE_ACCOUNT", str(s.deployer)), ("GCP_REGION", s.region),
-        ("PUBSUB_TOPIC", s.topic), ("RUNTIME_SERVICE_ACCOUNT", s.account),
-        ("ALLOWED_BUCKETS", ",".join(s.buckets)),
-        ("LOOKER_DOWNLOAD_HOSTS", s.download_hosts or "YOUR-INSTANCE.cloud.looker.com"),
+        ("GCP_DEPLOY_SERVICE_ACCOUNT", str(s.deployer)),
     ):  # fmt: skip
         r.say(f"#   gh variable set {name} --repo {repo} --body {value}")
 
@@ -258,11 +265,10 @@ def deploy_command(s: Setup, deploy: str) -> list[str]:
     """The deploy command to run next, with what was set up and every option passed on."""
     line = [deploy, f"--project={s.project}", f"--topic={s.topic}",
             f"--service-account={s.account}", f"--allowed-buckets={','.join(s.buckets)}"]  # fmt: skip
-    hosts = s.v["download_hosts"] or "YOUR-INSTANCE.cloud.looker.com"
     for option in PASSED_ON:
         if option.flag == "--key-secret" and s.key_secret not in s.secrets:
             continue  # a KMS key replaces it
-        value = hosts if option.flag == "--download-hosts" else s.v[option.key]
+        value = s.v[option.key]
         if option.switch:
             line += [option.flag] if s.v.on(option.key) else []
         elif value:
@@ -270,7 +276,36 @@ def deploy_command(s: Setup, deploy: str) -> list[str]:
     return line
 
 
+def config_items(s: Setup) -> dict[str, str]:
+    """The deploy line's options, in the deployment file's names (the options' own variables)."""
+    found: dict[str, str] = {}
+    for arg in deploy_command(s, "deploy")[1:]:
+        flag, eq, value = arg.partition("=")
+        found[BY_FLAG[flag].env] = value if eq else "1"
+    return found
+
+
+def write_config(s: Setup, r: SetupRunner) -> Path:
+    """Writes the deployment file, unless one that differs is there (then it shows the
+    difference and stops, before anything is created), or --replace-config says replace it."""
+    path = config_path(s.v["config_file"]) or Path(envfile.NAME)
+    text = envfile.render(config_items(s))
+    changed = envfile.difference(path, text)
+    if changed and not s.v.on("replace_config"):
+        raise UsageError(
+            f"{shown_path(path)} exists and differs from what set-up would write; nothing was "
+            f"created or changed:\n{changed}Keep it (then leave out set-up's options that differ), "
+            "or run set-up again with --replace-config"
+        )
+    path.write_text(text, encoding="utf-8")
+    r.say(
+        f"# Wrote {shown_path(path)}: the deployment's configuration, which deploy reads. Commit it."
+    )
+    return path
+
+
 def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> None:
+    path = write_config(s, r)
     if r.dry_run:
         r.say(f"# {prog} --dry-run: nothing is created; these are the commands.")
     r.say(f"# project {s.project}: buckets {' '.join(s.buckets)} ({s.location}), topic {s.topic}, "
@@ -288,6 +323,9 @@ def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> Non
         _step(r, f"9. An alert on failed exports, by e-mail to {s.v['alert_email']}")
         keys_alerts.alert(r, s.project, s.v["alert_email"])
     _step(r, "Done. Next step: deploy the functions")
+    bare = deploy if path == config_path("") else f"{deploy} --config-file={shown_path(path)}"
+    r.say(f"#   {bare}")
+    r.say(f"# It reads {shown_path(path)} (commit it; CI deploys from it); the same as:")
     r.say(f"#   {shlex.join(deploy_command(s, deploy))}")
     r.say(
         "# It prints the hub URL to enter in Looker (Admin > Platform > Actions > Add Action Hub),"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from deploy.config import (
     EMAIL,
+    EXECUTE_CPU,
     FEEDS,
     GEN1_MAX_TIMEOUT,
     GEN2_MAX_TIMEOUT,
@@ -25,6 +26,7 @@ from deploy.config import (
     SECRET_SETTINGS,
     SERVICE_THREADS,
     check_flags,
+    concurrency,
     extra_env,
     ingress,
     items,
@@ -60,6 +62,8 @@ class Function:
     timeout: str
     secrets: dict[str, str]  # SETTING -> secret name, wired as NAME:latest
     env: dict[str, str]  # without the URLs known only after the other deploys
+    concurrency: int = 1  # requests one instance serves at once (2nd gen)
+    cpu: str = ""  # vCPUs on 2nd gen ("": what the platform gives the memory)
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,9 @@ def deployment(v: Values, cwd: Path) -> Deployment:
     project = v["project"]
     topic = v["topic"] if "/" in v["topic"] else f"projects/{project}/topics/{v['topic']}"
     buckets = items(v["allowed_buckets"])
-    gen2 = v.on("gen2")
-    most = GEN2_MAX_TIMEOUT if gen2 else GEN1_MAX_TIMEOUT
-    why = "2nd gen maximum" if gen2 else f"1st gen maximum; --gen2 allows {GEN2_MAX_TIMEOUT}s"
+    gen1 = v.on("gen1")
+    most = GEN1_MAX_TIMEOUT if gen1 else GEN2_MAX_TIMEOUT
+    why = f"1st gen maximum; 2nd gen allows {GEN2_MAX_TIMEOUT}s" if gen1 else "2nd gen maximum"
     timeout = seconds("--timeout", v["timeout"], most, why)
     execute_timeout = seconds("--execute-timeout", v["execute_timeout"] or f"{most}s", most, why)
     service_timeout = seconds(
@@ -156,6 +160,7 @@ def deployment(v: Values, cwd: Path) -> Deployment:
     envs = _envs(v, topic, limit)
     memory = {"action_execute": v["execute_memory"]}
     timeouts = {"action_execute": execute_timeout}
+    at_once = concurrency(v)
     functions = {
         fn: Function(
             fn,
@@ -164,6 +169,8 @@ def deployment(v: Values, cwd: Path) -> Deployment:
             timeouts.get(fn, timeout),
             _wired(v, topic, fn, secret=True),
             envs[fn],
+            at_once if fn == "action_execute" else 1,
+            EXECUTE_CPU if fn == "action_execute" else "",
         )
         for fn in ("action_form", "action_execute", "action_list")
     }

@@ -82,7 +82,7 @@ class TestThreeFunctions:
         assert env["action_execute"] == {
             "PUBSUB_TOPIC": f"projects/{PROJECT}/topics/looker-exports",
             "ALLOWED_BUCKETS": "acme-exports", "LOOKER_DOWNLOAD_HOSTS": "acme.cloud.looker.com",
-            "FUNCTION_TIMEOUT_SECONDS": "540",
+            "FUNCTION_TIMEOUT_SECONDS": "3600",
         }  # fmt: skip
         flags = deploys(steps)
         assert flags["action_execute"]["--set-secrets"] == (
@@ -93,29 +93,53 @@ class TestThreeFunctions:
             == "LOOKER_ACTION_TOKEN=looker-action-token:latest"
         )
         for name, f in flags.items():
-            assert f["--entry-point"] == name and f["--runtime"] == "python312"
+            assert f["--entry-point"] == name and f["--runtime"] == "python313"
             assert f["--service-account"] == SA and "--allow-unauthenticated" in f
-            assert f["--source"] == str(REPO / "build" / name) and "--no-gen2" in f
-        assert (flags["action_execute"]["--memory"], flags["action_execute"]["--timeout"]) == (
-            "512MB",
-            "540s",
-        )
-        assert (flags["action_form"]["--memory"], flags["action_form"]["--timeout"]) == (
-            "256MB",
-            "60s",
-        )
-        assert {s.env.get("CLOUDSDK_FUNCTIONS_GEN2") for s in steps if s.argv} == {"false"}
-
-    def test_gen2_deploys_cloud_run_functions_with_their_longer_timeout(self) -> None:
-        steps = plan.functions(deployment_of(*BASE, "--gen2", "--execute-memory=1Gi"))
-        flags = deploys(steps)
-        assert all("--gen2" in f and "--no-gen2" not in f for f in flags.values())
-        assert flags["action_execute"]["--timeout"] == "3600s"
-        assert flags["action_execute"]["--memory"] == "1Gi"
-        assert envs(steps)["action_execute"]["FUNCTION_TIMEOUT_SECONDS"] == "3600"
+            assert f["--source"] == str(REPO / "build" / name)
+            assert "--gen2" in f and "--no-gen2" not in f
+        execute, form = flags["action_execute"], flags["action_form"]
+        # A whole vCPU for the export (its deflate runs on a second thread), one export at once.
+        assert (execute["--memory"], execute["--timeout"]) == ("512MB", "3600s")
+        assert (execute["--cpu"], execute["--concurrency"]) == ("1", "1")
+        assert (form["--memory"], form["--timeout"], form["--concurrency"]) == ("256MB", "60s", "1")
+        assert "--cpu" not in form  # the platform's share for its memory
         describes = [s for s in steps if s.read]
         assert all(s.argv[-1] == "--format=value(serviceConfig.uri)" for s in describes)
-        assert {s.env["CLOUDSDK_FUNCTIONS_GEN2"] for s in steps if s.argv} == {"true"}
+        assert {s.env.get("CLOUDSDK_FUNCTIONS_GEN2") for s in steps if s.argv} == {"true"}
+
+    def test_gen2_is_the_default_and_still_accepted_by_name(self) -> None:
+        assert commands(plan.functions(deployment_of(*BASE, "--gen2"))) == commands(
+            plan.functions(deployment_of(*BASE))
+        )
+        assert "contradict" in refused(*BASE, "--gen1", "--gen2")
+        assert "--single is already" in refused(*BASE, "--gen1", "--single")
+
+    def test_gen1_keeps_legacy_functions_with_their_limits(self) -> None:
+        steps = plan.functions(deployment_of(*BASE, "--gen1"))
+        flags = deploys(steps)
+        assert all("--no-gen2" in f and "--gen2" not in f for f in flags.values())
+        assert all("--cpu" not in f and "--concurrency" not in f for f in flags.values())
+        assert all(f["--runtime"] == "python313" for f in flags.values())
+        assert flags["action_execute"]["--timeout"] == "540s"
+        assert envs(steps)["action_execute"]["FUNCTION_TIMEOUT_SECONDS"] == "540"
+        describes = [s for s in steps if s.read]
+        assert all(s.argv[-1] == "--format=value(httpsTrigger.url)" for s in describes)
+        assert {s.env["CLOUDSDK_FUNCTIONS_GEN2"] for s in steps if s.argv} == {"false"}
+        assert any("1st gen functions (legacy)" in s.note for s in steps)
+        assert "not a 1st gen memory size" in refused(*BASE, "--gen1", "--execute-memory=1Gi")
+        assert "2nd gen functions only" in refused(*BASE, "--gen1", "--concurrency=2")
+
+    def test_concurrency_only_where_the_memory_holds_it(self) -> None:
+        """Each export at once needs EXPORT_MIB beyond IDLE_MIB: 512MB holds 3, 1Gi 7."""
+        execute = deploys(plan.functions(deployment_of(*BASE, "--concurrency=3")))["action_execute"]
+        assert execute["--concurrency"] == "3"
+        said = refused(*BASE, "--concurrency=4")
+        assert "--concurrency=4 needs --execute-memory of at least 640Mi" in said
+        assert "512MB holds 3" in said
+        big = deployment_of(*BASE, "--concurrency=7", "--execute-memory=1Gi")
+        assert deploys(plan.functions(big))["action_execute"]["--concurrency"] == "7"
+        assert "at least 1152Mi" in refused(*BASE, "--concurrency=8", "--execute-memory=1Gi")
+        assert "whole number" in refused(*BASE, "--concurrency=0")
 
     def test_who_chooses_and_who_may_call_reach_the_right_functions(self) -> None:
         env = envs(plan.functions(deployment_of(
@@ -334,8 +358,10 @@ def test_the_catalogue_covers_every_setting_the_functions_read() -> None:
         (("--smtp-port=2525",), "--smtp-port needs --smtp-host"),
         (("--single", "--memory=1024MB"), "--memory applies to the three functions"),
         (("--service-cpu=2",), "--service-cpu needs --single"),
-        (("--memory=300MB",), "not a 1st gen memory size"),
-        (("--execute-timeout=900s",), "between 1s and 540s (1st gen maximum; --gen2 allows 3600s)"),
+        (("--gen1", "--memory=300MB"), "not a 1st gen memory size"),
+        (("--memory=300", ), "not a memory size"),
+        (("--gen1", "--execute-timeout=900s"), "between 1s and 540s (1st gen maximum; 2nd gen allows 3600s)"),
+        (("--execute-timeout=3601s",), "between 1s and 3600s (2nd gen maximum)"),
         (("--key-secret=projects/p/secrets/k/versions/1",), "not a Secret Manager secret name"),
         (("--smtp-host=smtp.acme.com", "--smtp-from=x@acme.com", "--smtp-user=u"), "needs --smtp-password-secret"),
         (("--execute-env=PUBSUB_TOPIC=x",), "PUBSUB_TOPIC is set by deploy itself: use --topic"),
@@ -409,7 +435,8 @@ def test_dry_run_prints_each_command_copy_pastable_and_runs_nothing(tmp_path: Pa
     run = run_script("deploy.sh", args, tmp_path)
     assert run.rc == 0 and run.calls == [], run.stderr
     printed = [shlex.split(line) for line in run.stdout.splitlines() if line.startswith("gcloud ")]
-    expected = [list(a) for a in commands(plan.functions(deployment_of(*args)))]
+    d = deployment_of(*args)
+    expected = [list(plan.live_listing(d)), *(list(a) for a in commands(plan.functions(d)))]
     urls = {ref(f): f"https://us-central1-{PROJECT}.cloudfunctions.net/{f}" for f in FUNCTIONS}
     for key, url in urls.items():
         expected = [[word.replace(key, url) for word in argv] for argv in expected]
@@ -426,12 +453,15 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
     run = run_script("deploy.sh", args, tmp_path)
     assert run.rc == 0, run.stderr
     listed = next(
-        c for c in run.calls if c["argv"][:4] == ["functions", "deploy", "action_list", "--no-gen2"]
+        c for c in run.calls if c["argv"][:4] == ["functions", "deploy", "action_list", "--gen2"]
     )
     env = gcloud_dict(flags_of(listed["argv"])["--set-env-vars"] or "")
-    assert env["ACTION_FORM_URL"] == f"https://us-central1-{PROJECT}.fake-gcf.test/action_form"
+    assert env["ACTION_FORM_URL"] == "https://x7k2q9abcd-us.a.run.app/action_form"
     assert "main.py" in listed["source_files"] and "shared/settings.py" in listed["source_files"]
-    assert f"https://us-central1-{PROJECT}.fake-gcf.test/action_list" in run.stdout
+    assert "https://x7k2q9abcd-us.a.run.app/action_list" in run.stdout
+    legacy = run_script("deploy.sh", [*args, "--gen1"], tmp_path / "gen1")
+    assert legacy.rc == 0, legacy.stderr
+    assert f"https://us-central1-{PROJECT}.fake-gcf.test/action_list" in legacy.stdout
     single = [
         run_script(
             "deploy.sh",
@@ -461,7 +491,9 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
                               f"--kms-key=projects/{PROJECT}/locations/us/keyRings/r/cryptoKeys/k"],
                               tmp_path / "setup1")  # fmt: skip
     assert single_setup.rc == 0, single_setup.stderr
-    argvs = [*run.argvs, *single[0].argvs, *single[1].argvs, *(list(a[1:]) for a in gen2)]
+    gen2 += commands(plan.functions(deployment_of(*BASE, "--concurrency=7", "--execute-memory=1Gi")))
+    argvs = [*run.argvs, *legacy.argvs, *single[0].argvs, *single[1].argvs,
+             *(list(a[1:]) for a in gen2)]  # fmt: skip
     assert_real_gcloud_parses([*argvs, *setup.argvs, *single_setup.argvs], tmp_path)
 
 

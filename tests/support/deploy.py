@@ -2,9 +2,11 @@
 gcloud, and the real installed gcloud's own parser for every argument list they produce.
 
 The stand-in is the one double here: no emulator deploys Cloud Functions. It records each argv
-(and the files its --source names), answers `describe` with a URL, remembers the Cloud Run
-services it deployed, and fails the `describe` of a resource it has not created (so `setup`
-creates it), unless told that everything exists.
+(and the files its --source names), answers `describe` with a URL, remembers the functions and
+Cloud Run services it deployed and lists them as gcloud does (`--format=json`: 2nd gen functions
+in the v2 API's shape, 1st gen ones in the v1 API's, services in Cloud Run's), and fails the
+`describe` of a resource it has not created (so `setup` creates it), unless told that
+everything exists. FAKE_GCLOUD_FAIL makes a command fail, with FAKE_GCLOUD_SAY as gcloud's words.
 """
 
 from __future__ import annotations
@@ -46,23 +48,76 @@ if "--data-file=-" in args:
     record["stdin_chars"] = len(sys.stdin.read())
 log = os.environ["FAKE_GCLOUD_LOG"]
 if os.environ.get("FAKE_GCLOUD_FAIL") and " ".join(args).startswith(os.environ["FAKE_GCLOUD_FAIL"]):
-    sys.exit("ERROR: (gcloud) stand-in refuses " + " ".join(args[:2]))
+    sys.exit(os.environ.get("FAKE_GCLOUD_SAY") or "ERROR: (gcloud) stand-in refuses " + " ".join(args[:2]))
 with open(log, "a") as fh:
     fh.write(json.dumps(record) + "\n")
 opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
 state_file = log + ".state"
-state = json.load(open(state_file)) if os.path.exists(state_file) else {"services": {}}
+state = json.load(open(state_file)) if os.path.exists(state_file) else json.loads(
+    os.environ.get("FAKE_GCLOUD_LIVE") or '{"services": {}, "functions": {}}')
+state.setdefault("functions", {})
+
+def gdict(value):
+    if value.startswith("^"):
+        d, value = value[1], value[3:]
+    else:
+        d = ","
+    return dict(item.split("=", 1) for item in value.split(d) if item)
+
+def secrets(value):
+    return {k: v.rsplit(":", 1)[0] for k, v in gdict(value).items()}
+
+INGRESS = {"all": "ALLOW_ALL", "internal-and-gclb": "ALLOW_INTERNAL_AND_GCLB", "internal-only": "ALLOW_INTERNAL_ONLY"}
+def function_json(name, f, region, project):
+    full = "projects/%s/locations/%s/functions/%s" % (project, region, name)
+    secret_list = [{"key": k, "secret": v, "version": "latest", "projectId": project}
+                   for k, v in f["secrets"].items()]
+    if f["gen"] == "2":
+        config = {"environmentVariables": f["env"], "secretEnvironmentVariables": secret_list,
+                  "ingressSettings": INGRESS[f["ingress"]], "uri": "https://%s-x7k2q9abcd-%s.a.run.app" % (name, region[:2])}
+        if f["max"]:
+            config["maxInstanceCount"] = f["max"]
+        return {"name": full, "environment": "GEN_2", "serviceConfig": config}
+    out = {"name": full, "environmentVariables": f["env"], "secretEnvironmentVariables": secret_list,
+           "ingressSettings": INGRESS[f["ingress"]],
+           "httpsTrigger": {"url": "https://%s-%s.fake-gcf.test/%s" % (region, project, name)}}
+    if f["max"]:
+        out["maxInstances"] = f["max"]
+    return out
+
+def service_json(name, svc):
+    env = [{"name": k, "value": v} for k, v in svc.get("env", {}).items()]
+    env += [{"name": k, "valueFrom": {"secretKeyRef": {"name": v, "key": "latest"}}}
+            for k, v in svc.get("secrets", {}).items()]
+    notes = {"autoscaling.knative.dev/maxScale": str(svc["max"])} if svc.get("max") else {}
+    return {"metadata": {"name": name, "annotations": {"run.googleapis.com/ingress": svc.get("ingress", "all")}},
+            "spec": {"template": {"metadata": {"annotations": notes}, "spec": {"containers": [{"env": env}]}}},
+            "status": {"url": svc["url"]}}
+
 if args[:2] == ["functions", "describe"]:
     host = "x7k2q9abcd-%s.a.run.app" % opts["region"][:2] if record["gen2"] == "true" else (
         "%s-%s.fake-gcf.test" % (opts["region"], opts["project"]))
     print("https://%s/%s" % (host, args[2]))
+elif args[:2] == ["functions", "deploy"]:
+    maxi = opts.get("max-instances")
+    state["functions"][args[2]] = {
+        "gen": "1" if "--no-gen2" in args else "2", "env": gdict(opts.get("set-env-vars", "")),
+        "secrets": secrets(opts.get("set-secrets", "")), "max": int(maxi) if maxi else None,
+        "ingress": opts.get("ingress-settings", "all")}
+elif args[:2] == ["functions", "list"]:
+    print(json.dumps([function_json(n, f, opts["regions"], opts["project"]) for n, f in state["functions"].items()]))
 elif args[:2] == ["run", "deploy"]:
-    state["services"][args[2]] = "https://%s-x7k2q9abcd-%s.a.run.app" % (args[2], opts["region"][:2])
+    maxi = opts.get("max-instances")
+    state["services"][args[2]] = {
+        "url": "https://%s-x7k2q9abcd-%s.a.run.app" % (args[2], opts["region"][:2]),
+        "env": gdict(opts.get("set-env-vars", "")), "secrets": secrets(opts.get("set-secrets", "")),
+        "max": int(maxi) if maxi and maxi != "default" else None, "ingress": opts.get("ingress", "all")}
+elif args[:3] == ["run", "services", "update"]:
+    state["services"][args[3]]["env"].update(gdict(opts.get("update-env-vars", "")))
 elif args[:3] == ["run", "services", "list"]:
-    for name, url in state["services"].items():
-        print("%s\t%s" % (name, url))
+    print(json.dumps([service_json(n, svc) for n, svc in state["services"].items()]))
 elif args[:3] == ["run", "services", "describe"]:
-    print(state["services"][args[3]])
+    print(state["services"][args[3]]["url"])
 elif args[:3] == ["projects", "describe", opts.get("project", args[2])]:
     print("123456789012")
 elif args[:4] == ["secrets", "versions", "list", args[3] if len(args) > 3 else ""]:
@@ -110,6 +165,7 @@ def run_script(script: str, args: list[str], tmp: Path, **env: str) -> Run:
         env={
             "PATH": f"{standin.parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
             "HOME": str(tmp), "LC_ALL": "C.UTF-8", "FAKE_GCLOUD_LOG": str(log),
+            "DEPLOY_CONFIG_FILE": str(tmp / "deploy.env"),  # never the repository's own
             "LOOKER_ACTION_TOKEN": SECRET_TOKEN_VALUE, "GCS_ENCRYPTION_KEY": SECRET_KEY_VALUE, **env,
         },
         capture_output=True, text=True, timeout=120,
