@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from deploy import live, plan
-from deploy.config import FEEDS, INGRESS
+from deploy.config import BY_FLAG, FEEDS, INGRESS
 from deploy.live import Live
 from deploy.options import UsageError
 from deploy.run import Failed, Runner
@@ -152,6 +152,11 @@ def _generation_problem(d: Deployment, found: Mapping[str, Live]) -> str:
     )
 
 
+def _file_line(flag_value: str) -> str:
+    flag, _, value = flag_value.partition("=")
+    return f"{BY_FLAG[flag].env}={value}"
+
+
 def _refusal(d: Deployment, found: Mapping[str, Live], allowed: Collection[str]) -> str:
     lines: dict[str, list[str]] = {}
     keep: dict[str, str] = {}
@@ -175,8 +180,9 @@ def _refusal(d: Deployment, found: Mapping[str, Live], allowed: Collection[str])
     return (
         "this deploy would loosen what guards access on the live deployment. Nothing was "
         "deployed.\n" + "\n".join(shown) + "\n"
-        f"To keep the live values, give them (in {d.values.file_name or 'deploy.env'}, or as "
-        f"flags): {' '.join(keep[n] for n in named)}\n"
+        f"To keep the live values, put them in {d.values.file_name or 'deploy.env'}:\n"
+        + "".join(f"  {_file_line(keep[n])}\n" for n in named)
+        + f"(or pass {' '.join(keep[n] for n in named)})\n"
         f"To make the change, name it: --allow-change={','.join(named)}"
     )
 

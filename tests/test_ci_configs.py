@@ -6,8 +6,8 @@
   `gcloud builds submit --config` uses: unknown fields and bad substitution keys are refused),
   and through the rules the Cloud Build service adds (every `$_VAR` declared, every declared one
   used, `$$` for a literal dollar).
-- The deploy commands both run are executed for real, as `./deploy.sh --dry-run`, with the
-  values a trigger or repository would give them: deploy.sh must accept them.
+- The deploy commands both run are executed for real, as `./deploy.sh --dry-run`, reading a
+  deploy.env that set-up wrote: they must deploy exactly what set-up's printed line deploys.
 """
 
 from __future__ import annotations
@@ -101,6 +101,33 @@ def assert_flags_in_deploy_help(args: list[str]) -> None:
             )
 
 
+def plan_of(stdout: str) -> list[str]:
+    """A dry run's commands and settings, without the lines naming where values came from."""
+    return [line for line in stdout.splitlines()
+            if not line.startswith(("#   --", "# Taken from"))]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def set_up(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A deploy.env as set-up writes it for a careful admin, and the deploy line set-up printed."""
+    tmp = tmp_path_factory.mktemp("setup")
+    config = tmp / "deploy.env"
+    args = ["--project=acme-looker-7", "--buckets=acme-looker-exports,acme-finance",
+            "--download-hosts=acme.cloud.looker.com", "--allowed-source-ranges=10.0.0.0/8",
+            "--looker-instance-id=abc123", "--max-instances=5", "--region=europe-west1",
+            "--kms-key=projects/acme-looker-7/locations/europe-west1/keyRings/r/cryptoKeys/k",
+            "--dry-run", f"--config-file={config}"]  # fmt: skip
+    proc = subprocess.run([str(REPO / "scripts" / "setup-project.sh"), *args], cwd=tmp,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert (
+        f"#   {REPO / 'deploy.sh'} --config-file=deploy.env\n" in proc.stdout
+    )  # bare, but the file
+    printed = next(lines[i + 1] for i, line in enumerate(lines) if line.startswith("# It reads "))
+    return config, printed.removeprefix("#   ").split()
+
+
 def dry_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Runs a deploy command as given, with DEPLOY_DRY_RUN=1: deploy.sh parses and checks every value
     and prints the gcloud commands instead of running them."""
@@ -111,6 +138,7 @@ def dry_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
             "PATH": "/usr/bin:/bin",
             "HOME": "/tmp",
             "LC_ALL": "C.UTF-8",
+            "DEPLOY_CONFIG_FILE": "none",  # never the repository's own
             **env,
             "DEPLOY_DRY_RUN": "1",
         },
@@ -137,9 +165,10 @@ def test_actionlint_really_checks_action_inputs_and_expressions(tmp_path: Path) 
     workflows.mkdir(parents=True)
     shutil.copy2(CI, workflows / "ci.yml")
     text = DEPLOY_WORKFLOW.read_text()
-    assert "workload_identity_provider:" in text and "${{ vars.GCP_PROJECT }}" in text
+    account = "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}"
+    assert "workload_identity_provider:" in text and account in text
     broken = text.replace("workload_identity_provider:", "workload_identity_providr:").replace(
-        "${{ vars.GCP_PROJECT }}", "${{ vars.GCP_PROJECT ) }}"
+        account, "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT ) }}"
     )
     (workflows / "deploy.yml").write_text(broken)
     proc = run_actionlint(workflows / "deploy.yml", cwd=tmp_path)
@@ -155,7 +184,10 @@ def test_ci_runs_the_suite_on_pull_requests_and_for_deploy() -> None:
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert {"actions/checkout", "actions/setup-python", "actions/setup-java"} <= set(uses)
     python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
-    assert tuple(int(p) for p in str(python["with"]["python-version"]).split(".")) >= (3, 11)
+    # The deployed runtime's Python last (the default python3), and the local minimum.
+    assert str(python["with"]["python-version"]).split() == ["3.11", "3.13"]
+    fast = next(s for s in steps if "--fast" in s.get("run", ""))
+    assert fast["env"]["PYTHON"] == "python3.11"
     gcloud = next(
         s for s in steps if s.get("uses", "").startswith("google-github-actions/setup-gcloud")
     )
@@ -191,30 +223,46 @@ def test_deploy_workflow_tests_first_then_deploys_with_workload_identity() -> No
         assert "credentials_json" not in text and "secrets." not in text, path
 
 
-def test_deploy_workflow_command_is_accepted_by_deploy_sh() -> None:
+def test_deploy_workflow_deploys_what_set_up_wrote(set_up: tuple[Path, list[str]]) -> None:
+    config, printed = set_up
     step = next(s for s in load(DEPLOY_WORKFLOW)["jobs"]["deploy"]["steps"] if "run" in s)
-    script: str = step["run"]
-    words = script.replace("\\\n", " ").split()
-    assert_flags_in_deploy_help(words)
-    values = {
-        "vars.GCP_PROJECT": "acme-looker-7",
-        "vars.GCP_REGION || 'us-central1'": "europe-west1",
-        "vars.PUBSUB_TOPIC || 'looker-exports'": "looker-exports",
-        "vars.RUNTIME_SERVICE_ACCOUNT": "",  # unset repository variable: deploy.sh's default
-        "vars.ALLOWED_BUCKETS": "acme-looker-exports,acme-finance",
-        "vars.LOOKER_DOWNLOAD_HOSTS": "acme.cloud.looker.com",
-    }
-    env = {}
-    for name, expression in step["env"].items():
-        inner = re.fullmatch(r"\$\{\{\s*(.*?)\s*\}\}", expression)
-        assert inner and inner[1] in values, f"{name}: {expression}"
-        env[name] = values[inner[1]]
-    proc = dry_run(["bash", "-euo", "pipefail", "-c", script], env)
+    assert step["run"].strip() == "./deploy.sh" and "env" not in step  # nothing but the file
+    proc = dry_run(
+        ["bash", "-euo", "pipefail", "-c", step["run"]], {"DEPLOY_CONFIG_FILE": str(config)}
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "gcloud functions deploy action_execute" in proc.stdout
-    assert "--project=acme-looker-7" in proc.stdout and "--region=europe-west1" in proc.stdout
-    assert "looker-action@acme-looker-7.iam.gserviceaccount.com" in proc.stdout
-    assert "ALLOWED_BUCKETS=acme-looker-exports,acme-finance" in proc.stdout
+    assert "gcloud functions deploy action_execute --gen2" in proc.stdout
+    assert "ALLOWED_SOURCE_RANGES=10.0.0.0/8" in proc.stdout and "--max-instances=5" in proc.stdout
+    assert "KMS_KEY_NAME=projects/acme-looker-7/" in proc.stdout
+    expected = dry_run(["bash", printed[0], *printed[1:]], {})
+    assert expected.returncode == 0, expected.stderr
+    assert plan_of(proc.stdout) == plan_of(expected.stdout)
+    # The repository variables say how to sign in, nothing about what is deployed.
+    text = DEPLOY_WORKFLOW.read_text()
+    assert set(re.findall(r"vars\.([A-Z_]+)", text)) == {
+        "GCP_WORKLOAD_IDENTITY_PROVIDER",
+        "GCP_DEPLOY_SERVICE_ACCOUNT",
+    }
+
+
+def test_a_bare_deploy_reads_the_file_and_flags_and_the_environment_win(
+    set_up: tuple[Path, list[str]],
+) -> None:
+    config, _ = set_up
+    file_only = dry_run([str(DEPLOY)], {"DEPLOY_CONFIG_FILE": str(config)})
+    assert file_only.returncode == 0, file_only.stderr
+    assert "#   --max-instances from DEPLOY_MAX_INSTANCES=5" in file_only.stdout
+    assert (
+        "# Taken from " in file_only.stdout
+        and "deploy.env (a flag or the environment would win)" in file_only.stdout
+    )
+    env_wins = dry_run(
+        [str(DEPLOY)], {"DEPLOY_CONFIG_FILE": str(config), "DEPLOY_MAX_INSTANCES": "3"}
+    )
+    assert "--max-instances=3" in env_wins.stdout and "--max-instances=5" not in env_wins.stdout
+    flag_wins = dry_run([str(DEPLOY), "--max-instances=2"],
+                        {"DEPLOY_CONFIG_FILE": str(config), "DEPLOY_MAX_INSTANCES": "3"})  # fmt: skip
+    assert "--max-instances=2" in flag_wins.stdout and "--max-instances=3" not in flag_wins.stdout
 
 
 # ------------------------------------------------------------------------------------ cloudbuild
@@ -251,7 +299,7 @@ def test_cloudbuild_structure_is_what_cloud_build_accepts() -> None:
         assert isinstance(step["name"], str) and step["name"]
         assert isinstance(step["entrypoint"], str)
         assert isinstance(step["args"], list) and all(isinstance(a, str) for a in step["args"])
-    declared = build["substitutions"]
+    declared = build.get("substitutions", {})
     assert all(re.fullmatch(r"_[A-Z0-9_]+", k) for k in declared), declared
     assert all(isinstance(v, str) for v in declared.values())
     used = {m[1] or m[2] for s in strings(steps) for m in DOLLAR.finditer(s) if m[0] != "$$"}
@@ -318,7 +366,7 @@ def test_cloudbuild_tests_as_ci_does_before_deploying() -> None:
     script = substitute(test["args"][1], {})
     assert "bash .ci/run" in script  # the README's CI command: ./dev check + ./dev test
     assert "openjdk" in script and "google-cloud-cli-pubsub-emulator" in script
-    assert re.match(r"python:3\.(1[1-9])", test["name"]), "Python 3.11+ builder"
+    assert test["name"].startswith("python:3.13"), "the deployed runtime's Python (python313)"
     syntax = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
     shellcheck = shutil.which("shellcheck")
@@ -329,25 +377,16 @@ def test_cloudbuild_tests_as_ci_does_before_deploying() -> None:
         assert proc.returncode == 0, proc.stdout
 
 
-def test_cloudbuild_deploy_step_is_accepted_by_deploy_sh() -> None:
+def test_cloudbuild_deploys_what_set_up_wrote(set_up: tuple[Path, list[str]]) -> None:
+    config, printed = set_up
     build = load(CLOUDBUILD)
     deploy = build["steps"][1]
-    assert deploy["entrypoint"] == "bash" and deploy["args"][0] == "./deploy.sh"
+    assert deploy["entrypoint"] == "bash" and deploy["args"] == ["./deploy.sh"]
     assert "google-cloud-cli" in deploy["name"]  # an image with gcloud and bash
-    assert_flags_in_deploy_help(deploy["args"][1:])
-    for values in (
-        {},  # the defaults as declared (empty lists: deploy.sh warns but accepts)
-        {
-            "_ALLOWED_BUCKETS": "acme-looker-exports,acme-finance",
-            "_DOWNLOAD_HOSTS": "acme.cloud.looker.com",
-            "_SERVICE_ACCOUNT": "looker-action@acme-looker-7.iam.gserviceaccount.com",
-            "_FUNCTION_PREFIX": "xlsx_",
-        },
-    ):
-        filled = {**build["substitutions"], "PROJECT_ID": "acme-looker-7", **values}
-        argv = [substitute(a, filled) for a in deploy["args"]]
-        proc = dry_run(["bash", *argv], {})
-        assert proc.returncode == 0, proc.stderr
-        assert "--project=acme-looker-7" in proc.stdout
-        name = f"{values.get('_FUNCTION_PREFIX', '')}action_execute"
-        assert f"gcloud functions deploy {name}" in proc.stdout
+    assert "substitutions" not in build  # nothing about what is deployed lives in the trigger
+    argv = [substitute(a, {"PROJECT_ID": "acme-looker-7"}) for a in deploy["args"]]
+    proc = dry_run(["bash", *argv], {"DEPLOY_CONFIG_FILE": str(config)})
+    assert proc.returncode == 0, proc.stderr
+    expected = dry_run(["bash", printed[0], *printed[1:]], {})
+    assert plan_of(proc.stdout) == plan_of(expected.stdout)
+    assert "--project=acme-looker-7" in proc.stdout and "--region=europe-west1" in proc.stdout

@@ -491,7 +491,9 @@ def test_a_real_deploy_runs_the_plan_and_gcloud_parses_every_command(tmp_path: P
                               f"--kms-key=projects/{PROJECT}/locations/us/keyRings/r/cryptoKeys/k"],
                               tmp_path / "setup1")  # fmt: skip
     assert single_setup.rc == 0, single_setup.stderr
-    gen2 += commands(plan.functions(deployment_of(*BASE, "--concurrency=7", "--execute-memory=1Gi")))
+    gen2 += commands(
+        plan.functions(deployment_of(*BASE, "--concurrency=7", "--execute-memory=1Gi"))
+    )
     argvs = [*run.argvs, *legacy.argvs, *single[0].argvs, *single[1].argvs,
              *(list(a[1:]) for a in gen2)]  # fmt: skip
     assert_real_gcloud_parses([*argvs, *setup.argvs, *single_setup.argvs], tmp_path)

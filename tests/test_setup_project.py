@@ -126,3 +126,72 @@ def test_refusals_name_the_flag(extra: list[str], said: str) -> None:
     with pytest.raises(UsageError) as caught:
         checked(parse(OPTIONS, [*ARGS, *extra], {}))
     assert said in str(caught.value)
+
+
+# ------------------------------------------------------------------ the deployment file
+
+
+def test_set_up_writes_the_deployment_file_that_a_bare_deploy_reads(tmp_path: Path) -> None:
+    careful = ["--allowed-source-ranges=10.0.0.0/8", "--max-instances=4", "--allow-overwrite",
+               "--region=europe-west1"]  # fmt: skip
+    run = setup(tmp_path, *careful, "--dry-run")  # a local file: written by a dry run too
+    config = tmp_path / "deploy.env"
+    text = config.read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        f"DEPLOY_PROJECT={PROJECT}", "PUBSUB_TOPIC=looker-exports",
+        f"DEPLOY_SERVICE_ACCOUNT={SA}", "ALLOWED_BUCKETS=acme-exports,acme-finance",
+        "DEPLOY_REGION=europe-west1", "DEPLOY_TOKEN_SECRET=looker-action-token",
+        "DEPLOY_KEY_SECRET=gcs-encryption-key", "LOOKER_DOWNLOAD_HOSTS=acme.cloud.looker.com",
+        "ALLOWED_SOURCE_RANGES=10.0.0.0/8", "ALLOW_OVERWRITE=1", "DEPLOY_MAX_INSTANCES=4",
+    ]  # fmt: skip
+    assert "Commit it" in run.stdout and "never values" in text
+    bare = run_script("deploy.sh", ["--dry-run"], tmp_path)  # reads tmp/deploy.env
+    full = run_script("deploy.sh", [*deploy_command(checked(parse(OPTIONS, [*ARGS, *careful], {})), "x")[1:],
+                      "--dry-run"], tmp_path, DEPLOY_CONFIG_FILE="none")  # fmt: skip
+    assert bare.rc == full.rc == 0, bare.stderr + full.stderr
+    commands_of = [line for line in bare.stdout.splitlines() if line.startswith("gcloud ")]
+    assert commands_of == [line for line in full.stdout.splitlines() if line.startswith("gcloud ")]
+
+
+def test_a_differing_file_stops_set_up_until_told_to_replace_it(tmp_path: Path) -> None:
+    setup(tmp_path, "--max-instances=4")
+    again = run_script("scripts/setup-project.sh", [*ARGS], tmp_path)  # the cap forgotten
+    assert again.rc == 2 and again.calls == []  # before any gcloud
+    assert "deploy.env exists and differs" in again.stderr
+    assert "-DEPLOY_MAX_INSTANCES=4" in again.stderr and "--replace-config" in again.stderr
+    assert "DEPLOY_MAX_INSTANCES=4" in (tmp_path / "deploy.env").read_text()
+    replaced = setup(tmp_path, "--replace-config")
+    assert "DEPLOY_MAX_INSTANCES" not in (tmp_path / "deploy.env").read_text() and replaced.calls
+    assert setup(tmp_path).rc == 0  # the same again: nothing to say
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("DEPLOY_REGOIN=europe-west1", "DEPLOY_REGOIN is not a name deploy reads (did you mean DEPLOY_REGION?)"),
+    ("LOOKER_ACTION_TOKEN=abc", "LOOKER_ACTION_TOKEN is a secret: its value never goes in deploy.env"),
+    ("REGION europe-west1", "not NAME=value"),
+    ("DEPLOY_GEN1=maybe", "DEPLOY_GEN1='maybe' in deploy.env (for --gen1) must be 1 or 0"),
+])  # fmt: skip
+def test_a_wrong_line_in_the_file_is_refused_naming_it(
+    tmp_path: Path, line: str, said: str
+) -> None:
+    (tmp_path / "deploy.env").write_text(f"# a comment\n\nDEPLOY_PROJECT={PROJECT}\n{line}\n")
+    run = run_script("deploy.sh", ["--topic=looker-exports", "--dry-run"], tmp_path)
+    assert run.rc == 2 and said in run.stderr
+
+
+def test_the_file_takes_execute_settings_by_name_and_a_flag_wins(tmp_path: Path) -> None:
+    (tmp_path / "deploy.env").write_text(
+        f"DEPLOY_PROJECT={PROJECT}\nPUBSUB_TOPIC=looker-exports\nMAX_REQUEST_BYTES=8388608\nMAX_ZIP_ENTRIES=50\n"
+    )
+    run = run_script("deploy.sh", ["--dry-run", "--execute-env=MAX_ZIP_ENTRIES=20"], tmp_path)
+    assert run.rc == 0, run.stderr
+    assert "MAX_REQUEST_BYTES=8388608" in run.stdout and "MAX_ZIP_ENTRIES=20" in run.stdout
+    assert "MAX_ZIP_ENTRIES=50" not in run.stdout
+
+
+def test_without_download_hosts_set_up_prints_a_push_only_deploy(tmp_path: Path) -> None:
+    run = run_script("scripts/setup-project.sh", [f"--project={PROJECT}", "--buckets=acme-exports",
+                     "--dry-run"], tmp_path)  # fmt: skip
+    assert run.rc == 0 and "YOUR-INSTANCE" not in run.stdout + (tmp_path / "deploy.env").read_text()
+    assert "--download-hosts" not in run.stdout
