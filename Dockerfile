@@ -2,10 +2,10 @@
 # `deploy.sh --single` builds on Cloud Run. Build context: the repository root or the staged
 # bundle (scripts/stage.sh OUT single); both hold the same files.
 #   docker build -t looker-xlsx-action . && docker run -p 8080:8080 --env-file action.env looker-xlsx-action
-# Pinned by full tag (Python patch release + Debian release). Not by digest: the digest could not
-# be resolved on the machine this was written on (no registry access); add
-# @sha256:... after resolving it with `docker buildx imagetools inspect python:3.12.13-slim-trixie`.
-FROM python:3.12.13-slim-trixie
+# The deployed runtime's Python (python313), pinned by full tag (patch release + Debian release).
+# Not by digest: the digest could not be resolved on the machine this was written on (no registry
+# access); add @sha256:... after `docker buildx imagetools inspect python:3.13.13-slim-trixie`.
+FROM python:3.13.13-slim-trixie
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -39,15 +39,16 @@ converges. The functions allow unauthenticated calls: Looker has no Google crede
 function checks Looker's token itself; behind a load balancer (--trusted-proxy-hops of 2 or more)
 only its traffic may reach them (--ingress).
 
-From the environment, an option that sets a setting reads the setting's own name, every other
-option DEPLOY_ and its flag in capitals; nothing else is read, and the plan's first lines name
-every value taken from there.
+From the environment and deploy.env, an option that sets a setting reads the setting's own name,
+every other option DEPLOY_ and its flag in capitals; nothing else is read, and the plan's first
+lines name every value taken from there.
 """
 DEPLOY_OUTRO = (
     "Access (least privilege; --grant-iam adds exactly these, each on its one resource):\n"
     + (iam.__doc__ or "").split("\n\n", 1)[1]
-    + "\nWhoever deploys needs roles/cloudfunctions.admin (--single: roles/run.sourceDeveloper)\n"
-    "and roles/iam.serviceAccountUser on the runtime service account."
+    + "\nWhoever deploys needs roles/cloudfunctions.admin (it holds run.*, which 2nd gen functions\n"
+    "need for their Cloud Run service, and the functions list the drift check reads; --single:\n"
+    "roles/run.sourceDeveloper) and roles/iam.serviceAccountUser on the runtime service account."
 )
 SETUP_INTRO = setup.__doc__ or ""
 STAGE_USAGE = """Usage: scripts/stage.sh [--root DIR] OUT_DIR [FUNCTION... | single]

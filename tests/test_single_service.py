@@ -26,6 +26,7 @@ import flask
 import functions_framework
 import pytest
 
+from deploy.config import RUNTIME
 from shared.integration import FUNCTIONS
 from tests.support.deploy import IMPORT_LEAKS
 from tests.support.gunicorn import GunicornService, dockerfile_cmd, stage_single
@@ -380,9 +381,10 @@ class TestDockerfile:
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    def test_base_is_a_pinned_python_312_slim(self) -> None:
+    def test_base_is_a_pinned_python_313_slim_the_deployed_runtime(self) -> None:
         (base,) = [rest for word, rest in instructions(ROOT / "Dockerfile") if word == "FROM"]
-        assert re.fullmatch(r"python:3\.12\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+        assert re.fullmatch(r"python:3\.13\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base), base
+        assert RUNTIME == "python313"
 
     def test_runs_as_a_non_root_user(self) -> None:
         steps = instructions(ROOT / "Dockerfile")
