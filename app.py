@@ -106,6 +106,7 @@ def _kept_alive(
             yield b"\n"
         yield result().get_data()
 
+    # Only an authenticated export runs this long: its webhook id tags the line.
     with logs.delivery("app", request.headers.get("X-Looker-Webhook-Id")):
         logs.info("execute still running: answering with keep-alive newlines", stage="keepalive")
     return flask.Response(body(), status=200, mimetype="application/json")
@@ -121,7 +122,7 @@ def dispatch(request: flask.Request) -> flask.Response:
     """Route one request by path (`/form/` is `/form`); the functions-framework target."""
     entry_point = ENTRY_POINTS.get(request.path.rstrip("/") or "/")
     if entry_point is None:
-        with logs.delivery("app", request.headers.get("X-Looker-Webhook-Id")):
+        with logs.delivery("app"):  # unauthenticated: nothing of the caller's is logged
             logs.warning("refused: no such route", path=request.path[:200], status=404)
         return http.failure("Not found: this action serves /, /form and /execute", 404)
     if entry_point is ENTRY_POINTS["/execute"]:

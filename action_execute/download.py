@@ -81,11 +81,51 @@ def _match(policy: DownloadPolicy, host: str, port: int, scheme: str) -> str | N
     return None
 
 
+# IPv6 spellings of an IPv4 address, each judged by the IPv4 inside (ipaddress alone calls most
+# of them global): NAT64 (RFC 6052) and IPv4-compatible carry it in the last 32 bits; 6to4 and
+# Teredo have ipaddress's own accessors. Local-use NAT64 (RFC 8215) may embed it anywhere: refused.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address carries; None where it cannot be told (refused)."""
+    if ip in _LOCAL_NAT64:
+        return None
+    found = [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+    found += list(ip.teredo or ())
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return ip.is_global and not ip.is_multicast
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _global(ip)
+    inside = _embedded(ip)
+    if inside is None:
+        return False
+    if inside:  # judged by what it reaches
+        return all(_global(v4) for v4 in inside)
+    return _global(ip)
+
+
+def _valid_name(host: str) -> bool:
+    """Whether DNS could look the name up (IDNA: no empty label, none over 63 characters)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return True
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return bool(host)
 
 
 def vet(url: str, policy: DownloadPolicy) -> Target:
@@ -97,6 +137,8 @@ def vet(url: str, policy: DownloadPolicy) -> Target:
         port = parts.port or DEFAULT_PORTS.get(scheme, 0)
     except ValueError:
         raise DownloadRefused("The download URL is malformed") from None
+    if scheme in DEFAULT_PORTS and not _valid_name(host):
+        raise DownloadRefused("The download URL is malformed: its host is not a valid DNS name")
     if scheme not in DEFAULT_PORTS or (scheme == "http" and not policy.allow_http):
         allowed = "http or https" if policy.allow_http else "https"
         raise DownloadRefused(f"Download URLs must use {allowed}, not {scheme or 'no scheme'}")
@@ -110,7 +152,7 @@ def vet(url: str, policy: DownloadPolicy) -> Target:
         raise DownloadRefused(f"The download host {host}:{port} is not in LOOKER_DOWNLOAD_HOSTS")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+    except (OSError, UnicodeError):
         raise UpstreamError(f"The download host {host} could not be resolved") from None
     addresses = [str(info[4][0]) for info in infos]
     # A host the admin named exactly is trusted wherever it points (a private Looker, a local run);

@@ -93,7 +93,7 @@ def serve(
 ) -> flask.Response:
     """Method, token, settings, body cap, then `handle`. Refusals up to the token check answer
     Looker's action response; later failures go through `render`."""
-    with logs.delivery(function, request.headers.get("X-Looker-Webhook-Id")):
+    with logs.delivery(function):
         refusal = _refusal(request, loaded)
         if refusal is not None:
             return refusal
@@ -148,6 +148,7 @@ def _refusal(request: flask.Request, loaded: Loaded[S]) -> flask.Response | None
     if verdict is AuthResult.WRONG:
         logs.warning("refused: wrong Looker token", status=403)
         return failure("Invalid 'Authorization' header", 403)
+    logs.authenticated(request.headers.get("X-Looker-Webhook-Id"))  # Looker's, from here on
     instance = request.headers.get("X-Looker-Instance")
     if callers.instance_id is not None and instance != callers.instance_id:
         logs.warning(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -65,11 +66,32 @@ def error(message: str, **fields: Any) -> None:
     log("ERROR", message, **fields)
 
 
+_WEBHOOK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def webhook_id_of(raw: str | None) -> str | None:
+    """Looker's X-Looker-Webhook-Id as a log tag: its shape (hex in every captured request;
+    letters, digits and a few marks, at most 64, accepted), else "malformed"."""
+    if raw is None:
+        return None
+    return raw if _WEBHOOK_ID.fullmatch(raw) else "malformed"
+
+
+def authenticated(webhook_id: str | None) -> None:
+    """Tag the rest of this delivery's lines with its webhook id: called once the token check
+    passed, so an unauthenticated caller writes nothing of its own into the logs."""
+    _webhook_id.set(webhook_id_of(webhook_id))
+
+
 @contextmanager
-def delivery(function: str, webhook_id: str | None) -> Iterator[None]:
-    """Tag every line logged inside with the function and Looker's webhook id; what is redacted
-    inside is masked until the delivery ends, then forgotten."""
-    tokens = (_function.set(function), _webhook_id.set(webhook_id), _delivery_secrets.set(set()))
+def delivery(function: str, webhook_id: str | None = None) -> Iterator[None]:
+    """Tag every line logged inside with the function (and `webhook_id`, where the caller has been
+    authenticated: else `authenticated` adds it later); what is redacted inside is masked until
+    the delivery ends, then forgotten."""
+    tokens = (
+        _function.set(function), _webhook_id.set(webhook_id_of(webhook_id)),
+        _delivery_secrets.set(set()),
+    )  # fmt: skip
     try:
         yield
     finally:

@@ -88,3 +88,39 @@ def test_a_warm_instance_after_many_url_deliveries_holds_none_of_their_urls(
     out = capsys.readouterr().out
     for url in urls:
         assert url.split("/", 3)[3] not in out
+
+
+def test_an_unauthenticated_callers_webhook_id_is_never_logged(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before the token check: nothing of the caller's header in the line. After it, the
+    id tags each line, cut to its shape."""
+    from tests.support.handlers import TOKEN, app, looker_headers
+
+    monkeypatch.setenv("LOOKER_ACTION_TOKEN", TOKEN)
+    monkeypatch.setenv("ACTION_FORM_URL", "https://example.test/action_form")
+    monkeypatch.setenv("ACTION_EXECUTE_URL", "https://example.test/action_execute")
+    monkeypatch.setenv("LOOKER_INSTANCE_ID", "abc123")  # a line logged after the token check
+    client = app("action_list").test_client()
+    flood = "A" * 4096
+    capsys.readouterr()
+    refused = client.post(
+        "/", headers=looker_headers("wrong-token", **{"X-Looker-Webhook-Id": flood})
+    )
+    assert refused.status_code == 403
+    out = capsys.readouterr().out
+    assert flood[:64] not in out and all("webhook_id" not in line for line in lines(out))
+    other = {"X-Looker-Instance": "other"}
+    tagged_id = {"X-Looker-Webhook-Id": "6f1e0c7a9b2d4e8f"}
+    assert (
+        client.post("/", headers=looker_headers(**other, **tagged_id), json={}).status_code == 403
+    )
+    tagged = [line for line in lines(capsys.readouterr().out) if "webhook_id" in line]
+    assert tagged and {line["webhook_id"] for line in tagged} == {"6f1e0c7a9b2d4e8f"}
+    long = client.post(
+        "/", headers=looker_headers(**other, **{"X-Looker-Webhook-Id": flood}), json={}
+    )
+    assert long.status_code == 403
+    out = capsys.readouterr().out
+    assert flood[:64] not in out
+    assert [line.get("webhook_id") for line in lines(out)] == ["malformed"]

@@ -140,6 +140,14 @@ class TestRefusedUrls:
     def test_malformed(self, world: Deployment, watch: Watch, url: str) -> None:
         refused_url(world, watch, url, 400, "The download URL is malformed")
 
+    @pytest.mark.parametrize("host", ["a..looker.test", f"{'a' * 64}.looker.test", ".looker.test"])
+    def test_a_name_dns_could_not_look_up_is_malformed_not_an_internal_error(
+        self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch, host: str
+    ) -> None:
+        monkeypatch.setenv("LOOKER_DOWNLOAD_HOSTS", "*.looker.test")
+        refused_url(world, watch, f"https://{host}/x", 400,
+                    "The download URL is malformed: its host is not a valid DNS name")  # fmt: skip
+
 
 class FakeDns:
     """Stands in for DNS (no records can be added here): names under `.looker.test` resolve to
@@ -158,8 +166,19 @@ class FakeDns:
 
 class TestResolution:
     @pytest.mark.parametrize(
-        "address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "169.254.169.254", "100.64.0.1"]
-    )
+        "address",
+        [
+            "127.0.0.1", "::1", "::ffff:127.0.0.1", "169.254.169.254", "100.64.0.1",
+            # IPv6 spellings of the metadata server and private IPv4 addresses:
+            "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+            "64:ff9b::a00:5",  # NAT64 of 10.0.0.5
+            "64:ff9b:1::a9fe:a9fe",  # local-use NAT64: where the IPv4 sits cannot be told
+            "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+            "2002:c0a8:0101::1",  # 6to4 of 192.168.1.1
+            "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+            "2001:0:4136:e378:8000:63bf:5601:5bfe",  # Teredo, client 169.254.164.1
+        ],
+    )  # fmt: skip
     def test_wildcard_name_resolving_to_a_non_public_address(
         self, world: Deployment, watch: Watch, monkeypatch: pytest.MonkeyPatch, address: str
     ) -> None:
@@ -247,3 +266,12 @@ class TestRedirects:
         answer = call(watch, url_body(world, url))
         assert_exported(world, answer, sheets=3, rows=5)
         assert world.downloads.fetch_count(target) == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [("64:ff9b::808:808", True), ("2002:808:808::1", True), ("2606:4700::1111", True),
+     ("64:ff9b::a9fe:a9fe", False), ("::ffff:10.0.0.1", False), ("fe80::1", False)],
+)  # fmt: skip
+def test_an_ipv6_address_is_judged_by_the_ipv4_it_carries(address: str, public: bool) -> None:
+    assert download._public(address) is public
