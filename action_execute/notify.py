@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 TIMEOUT_SECONDS = 20.0  # for all the SMTP exchanges together; the export's budget may give less
 MAX_TITLE = 120
 MAX_REASON = 300
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# Control characters and the Unicode line breaks (NEL, LINE and PARAGRAPH SEPARATOR), which
+# the e-mail library also refuses in a header.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -62,7 +62,9 @@ def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
     goes no further than here: the order carries all that the export needs of it."""
     content = content_for(request)
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
-    values = fields.checked(request.form_params, fields.Context(buckets, config.allow_overwrite))
+    values = fields.checked(
+        request.form_params, fields.Context(buckets, config.allow_overwrite, config.email_domains)
+    )
     plan = request.scheduled_plan
     return ExportOrder(
         source=source_of(request, content),

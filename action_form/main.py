@@ -23,7 +23,7 @@ http.log_start("action_form", LOADED)
 def handle(body: bytes, headers: Mapping[str, str], config: FormSettings) -> tuple[Any, int]:
     request = ActionRequest.parse(body, headers)  # a malformed request gets an error, not a form
     buckets = buckets_for_user(config.allowed_buckets, config.user_buckets_attribute, request.data)
-    shown = fields.form(fields.Context(buckets, config.allow_overwrite))
+    shown = fields.form(fields.Context(buckets, config.allow_overwrite, config.email_domains))
     return [f.to_json() for f in shown], 200
 
 

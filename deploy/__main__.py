@@ -64,6 +64,10 @@ def _warnings(d: Deployment, err: TextIO, prog: str) -> None:
               "action_form and action_execute, so users may type any bucket name; only buckets "
               "where the service account holds roles/storage.objectCreator + objectViewer will "
               "work (and --grant-iam grants none)", file=err)  # fmt: skip
+    if d.smtp_host and not d.smtp_allowed_domains:
+        print(f"{prog}: warning: --smtp-host without --smtp-allowed-domains: anyone who may send a "
+              "dashboard can have the notice mailed to any address, from your sender, with the "
+              "dashboard's title and link (SMTP_ALLOWED_DOMAINS)", file=err)  # fmt: skip
     if not d.download_hosts:
         print(f"{prog}: warning: --download-hosts not given: LOOKER_DOWNLOAD_HOSTS is left unset, "
               "and action_execute refuses every download until it lists Looker's host", file=err)  # fmt: skip

@@ -87,6 +87,9 @@ OPTIONS = (
       setting="SMTP_USER", readers=(EXECUTE,)),
     Option("--smtp-password-secret", help="the secret holding the SMTP password",
       setting="SMTP_PASSWORD", readers=(EXECUTE,), secret=True),
+    Option("--smtp-allowed-domains", help="the only domains the form's e-mail may point at "
+      "(acme.com, *.acme.com for its subdomains; unset: any address)",
+      setting="SMTP_ALLOWED_DOMAINS", readers=(FORM, EXECUTE)),
     Option("--execute-env", help="KEY=VALUE: another action_execute setting, repeatable: "
       + " ".join(EXTRA_EXECUTE_SETTINGS), repeat=True),
     Option("--max-instances", help="the most instances of each function (or of the service) at "

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from shared.buckets import bucket_name_problem
 from shared.errors import FormError
 from shared.looker import FormField, FormOption
+from shared.mail import domain_allowed
 
 MAX_SUBJECT = 100
 MAX_FILENAME = 200
@@ -29,6 +30,7 @@ class Context:
 
     buckets: tuple[str, ...] = ()
     allow_overwrite: bool = False
+    email_domains: tuple[str, ...] = ()  # SMTP_ALLOWED_DOMAINS (empty: any)
 
 
 Check = Callable[[str, Context], str | None]
@@ -93,10 +95,20 @@ def _subject(value: str, _: Context) -> str | None:
     return None
 
 
-def _email(value: str, _: Context) -> str | None:
+def _email(value: str, context: Context) -> str | None:
     if value and (len(value) > 254 or not _EMAIL.match(value)):
         return f"'{value[:80]}' is not an e-mail address"
+    if value and not domain_allowed(value, context.email_domains):
+        return (f"E-mail goes only to addresses at {', '.join(context.email_domains)} "
+                "(the admin's SMTP_ALLOWED_DOMAINS)")  # fmt: skip
     return None
+
+
+def _email_domains(field: FormField, context: Context) -> FormField:
+    if not context.email_domains:
+        return field
+    at = ", ".join(context.email_domains)
+    return replace(field, description=f"{field.description} Only addresses at {at}.")
 
 
 def _filename(value: str, _: Context) -> str | None:
@@ -143,6 +155,7 @@ FIELDS = (
         FormField("email", "E-mail", "Who to tell when the file is ready (passed on with the "
                   "announcement)."),
         _email,
+        adapted=_email_domains,
     ),
     Field(
         FormField("output", "Save as", "An Excel workbook, or the data exactly as Looker sent it.",

@@ -51,6 +51,29 @@ def _smtp_ca_file(reader: Reader) -> str | None:
     return ca_file
 
 
+_DOMAIN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+
+
+def read_email_domains(reader: Reader) -> tuple[str, ...]:
+    """SMTP_ALLOWED_DOMAINS: where the form's e-mail may point (`acme.com`, `*.acme.com` for
+    its subdomains); empty: anywhere."""
+    domains = tuple(d.lower() for d in reader.csv_list("SMTP_ALLOWED_DOMAINS"))
+    for domain in domains:
+        if not _DOMAIN.match(domain):
+            reader.fail(
+                "SMTP_ALLOWED_DOMAINS", f"{domain!r} is not a domain (e.g. acme.com, *.acme.com)"
+            )
+    return domains
+
+
+def domain_allowed(address: str, domains: tuple[str, ...]) -> bool:
+    """Whether `address` is at one of `domains` (no domains: any)."""
+    if not domains:
+        return True
+    at = address.rpartition("@")[2].lower()
+    return any(at == d or (d.startswith("*.") and at.endswith(d[1:])) for d in domains)
+
+
 def read_smtp(reader: Reader) -> SmtpSettings | None:
     host = reader.text("SMTP_HOST")
     if host is None:

@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 from shared.callers import Callers
-from shared.mail import SmtpSettings, read_smtp
+from shared.mail import SmtpSettings, read_email_domains, read_smtp
 from shared.reader import Env, Reader, SettingProblem
 
 # A project ID, domain-scoped ones (example.com:analytics) included: GCP's rule.
@@ -160,6 +160,7 @@ class FormSettings(CommonSettings):
     allowed_buckets: tuple[str, ...]
     user_buckets_attribute: str | None = None
     allow_overwrite: bool = False  # ALLOW_OVERWRITE: offer overwrite=yes (needs objects.delete)
+    email_domains: tuple[str, ...] = ()  # SMTP_ALLOWED_DOMAINS: where the e-mail may point
 
     @classmethod
     def read(cls, reader: Reader) -> FormSettings:
@@ -169,6 +170,7 @@ class FormSettings(CommonSettings):
             allowed_buckets=_buckets(reader),
             user_buckets_attribute=_user_buckets_attribute(reader),
             allow_overwrite=reader.flag("ALLOW_OVERWRITE"),
+            email_domains=read_email_domains(reader),
         )
 
 
@@ -274,6 +276,7 @@ class ExecuteSettings(CommonSettings):
     # One service: after this long, /execute answers 200 and writes a newline each interval.
     keepalive_seconds: float = 30.0
     kms_key_name: str | None = None  # KMS_KEY_NAME: a Cloud KMS key instead of a customer key
+    email_domains: tuple[str, ...] = ()  # SMTP_ALLOWED_DOMAINS: where the e-mail may point
 
     @classmethod
     def read(cls, reader: Reader) -> ExecuteSettings:
@@ -333,6 +336,7 @@ class ExecuteSettings(CommonSettings):
             ),
             limits=limits,
             smtp=read_smtp(reader),
+            email_domains=read_email_domains(reader),
         )
 
 

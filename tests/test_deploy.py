@@ -276,6 +276,7 @@ CATALOGUE: list[tuple[str, str, str]] = [
     ("SMTP_HOST", "--smtp-host", "smtp://smtp.acme.com"),
     ("SMTP_PORT", "--smtp-port", "70000"),
     ("SMTP_FROM", "--smtp-from", "Looker exports"),
+    ("SMTP_ALLOWED_DOMAINS", "--smtp-allowed-domains", "@acme.com"),
     *(
         (name, "--execute-env", value)
         for name, value in [

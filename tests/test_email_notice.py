@@ -355,3 +355,66 @@ class TestSettings:
         assert "sm-pass" not in repr(loaded.settings.smtp)
         logs.info("oops: sm-pass-Q8w3 slipped into a message")
         assert "sm-pass-Q8w3" not in capsys.readouterr().out
+
+
+class TestOnlyWhereTheAdminAllows:
+    def test_an_address_outside_the_allowed_domains_is_refused_before_any_export(
+        self, world: Deployment, plain_relay: Inbox, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from tests.support.catalogue import assert_nothing_stored
+
+        monkeypatch.setenv("SMTP_ALLOWED_DOMAINS", "acme.org,*.acme.co.uk")
+        body = push_body(world)
+        body["form_params"]["email"] = "attacker@evil.example"
+        status, result = execute(body)
+        assert status == 400 and result["success"] is False
+        assert result["validation_errors"] == {
+            "email": "E-mail goes only to addresses at acme.org, *.acme.co.uk (the admin's "
+            "SMTP_ALLOWED_DOMAINS)"
+        }
+        assert_nothing_stored(world, gcs_untouched=True)
+        assert plain_relay.received == []
+        body["form_params"]["email"] = "ana@EU.Acme.co.uk"  # a subdomain, any case
+        status, result = execute(body)
+        assert status == 200 and result["success"] is True, result
+        (mail,) = plain_relay.received
+        assert mail.rcpt_tos == ["ana@EU.Acme.co.uk"]
+
+    def test_the_form_says_where_mail_may_go(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from tests.support.handlers import TOKEN, app, looker_headers, payload
+
+        monkeypatch.setenv("LOOKER_ACTION_TOKEN", TOKEN)
+        monkeypatch.setenv("SMTP_ALLOWED_DOMAINS", "acme.com")
+        answer = (
+            app("action_form")
+            .test_client()
+            .post("/", headers=looker_headers(), json=payload("form.json")["body"])
+        )
+        (email,) = [f for f in answer.get_json() if f["name"] == "email"]
+        assert email["description"].endswith("Only addresses at acme.com.")
+
+    def test_a_bad_domain_is_named_at_start(self) -> None:
+        problems = smtp_problems({"SMTP_ALLOWED_DOMAINS": "acme.com,https://x"})
+        assert "'https://x' is not a domain" in problems["SMTP_ALLOWED_DOMAINS"]
+
+    def test_unicode_line_breaks_in_the_title_do_not_stop_the_mail(
+        self, world: Deployment, plain_relay: Inbox
+    ) -> None:
+        body = push_body(world)
+        body["scheduled_plan"]["title"] = "Weekly\u2028Sales\u2029EMEA\x85Q3"
+        status, result = execute(body)
+        assert status == 200 and result["message"] == summary(world, only_object(world)), result
+        (mail,) = plain_relay.received
+        assert mail.message["Subject"] == "Looker export ready: Weekly Sales EMEA Q3"
+
+
+def test_deploy_warns_when_mail_may_go_anywhere(tmp_path: Path) -> None:
+    from tests.support.deploy import PROJECT, run_script
+
+    base = [f"--project={PROJECT}", "--topic=looker-exports", "--smtp-host=smtp.acme.com",
+            "--smtp-from=x@acme.com", "--dry-run"]  # fmt: skip
+    open_mail = run_script("deploy.sh", base, tmp_path)
+    assert open_mail.rc == 0 and "without --smtp-allowed-domains" in open_mail.stderr
+    kept = run_script("deploy.sh", [*base, "--smtp-allowed-domains=acme.com"], tmp_path)
+    assert kept.rc == 0 and "smtp-allowed-domains" not in kept.stderr
+    assert "SMTP_ALLOWED_DOMAINS=acme.com" in kept.stdout
