@@ -18,8 +18,13 @@ from typing import Any
 from shared.errors import ActionError
 from shared.settings import Limits
 
-# Excel cuts text at 32,767 characters anyway; this only bounds one field's memory.
-csv.field_size_limit(8 * 1024 * 1024)
+# One record (a row, with the line breaks inside its quoted cells) is at most this many bytes,
+# counted before the CSV parser builds it (_bounded): 128 cells of Excel's 32,767 characters, far
+# more than a Looker row holds. A field cannot be longer than its record, so the parser's field
+# limit is the same. With the layout sample's own bound (workbook/sheet.py) this keeps what one
+# export holds at once bounded whatever the cells' length (SECURITY.md, "Bounded memory").
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+csv.field_size_limit(MAX_RECORD_BYTES)
 
 
 class TileError(ActionError):
@@ -141,9 +146,63 @@ def _explained(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield from chunks
 
 
+_PIECE = 256 * 1024  # chunks are scanned in pieces of at most this: a record inside one is smaller
+
+
+def _record_ends(piece: bytes, quoted: bool, quotes: int) -> tuple[int, int]:
+    """Where the first and the last record in `piece` end (the index of the line break), or -1:
+    a line break ends a record only outside quotes, after an even number of quotes (an escaped
+    quote is two). `quotes`: how many the piece holds. Found in C (find, rfind, count over the
+    few bytes before the first break and after the last), trying at most 64 line breaks each
+    way: past that, a piece is taken as holding fewer ends, which only over-counts."""
+    first = at = -1
+    for _ in range(64):
+        at = piece.find(b"\n", at + 1)
+        if at < 0:
+            return -1, -1
+        if (piece.count(b'"', 0, at) + quoted) % 2 == 0:
+            first = at
+            break
+    if first < 0:
+        return -1, -1
+    at = len(piece)
+    for _ in range(64):
+        at = piece.rfind(b"\n", first + 1, at)
+        if at < 0:
+            break
+        if (quotes - piece.count(b'"', at) + quoted) % 2 == 0:
+            return first, at
+    return first, first
+
+
+def _bounded(chunks: Iterable[bytes], name: str, label: str) -> Iterator[bytes]:
+    """The bytes as they come, refused once one record passes MAX_RECORD_BYTES: checked per
+    piece of a chunk, never per row, so the conversion's own loop is untouched."""
+    quoted, size = False, 0  # inside quotes at the piece's start; bytes of the open record
+    for chunk in chunks:
+        for start in range(0, len(chunk), _PIECE):
+            piece = chunk if len(chunk) <= _PIECE else chunk[start : start + _PIECE]
+            quotes = piece.count(b'"')
+            first, last = _record_ends(piece, quoted, quotes)
+            if first >= 0:
+                size += first + 1  # the record that ends here, whole
+            if size > MAX_RECORD_BYTES or (first < 0 and size + len(piece) > MAX_RECORD_BYTES):
+                raise TileError(
+                    f"{label} '{name}' has a row of more than {MAX_RECORD_BYTES // (1024 * 1024)} "
+                    "MiB: more than a worksheet row can show (128 cells of Excel's 32,767 "
+                    "characters). Send fewer or shorter columns, or choose 'The file as Looker "
+                    "sent it'"
+                )
+            size = len(piece) - last - 1 if first >= 0 else size + len(piece)
+            quoted = (quotes + quoted) % 2 == 1
+            yield piece
+
+
 def _rows(name: str, chunks: Iterator[bytes], label: str = "Tile") -> Iterator[list[str]]:
     text = io.TextIOWrapper(
-        io.BufferedReader(_ChunkReader(chunks), 256 * 1024), encoding="utf-8-sig", newline=""
+        io.BufferedReader(_ChunkReader(_bounded(chunks, name, label)), 256 * 1024),
+        encoding="utf-8-sig",
+        newline="",
     )
     try:
         yield from csv.reader(text, strict=True)

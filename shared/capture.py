@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared import logs
+from shared.looker import MAX_JSON_CONTAINERS, containers
 
 TOKEN_PLACEHOLDER = 'Token token="<redacted>"'  # noqa: S105 - the placeholder, not a token
 REDACTED = "<redacted>"
@@ -81,7 +82,8 @@ def _redact_body(body: Any) -> Any:
 def body_for_file(body: bytes, cap: int) -> tuple[Any, str]:
     """The body as the file holds it (parsed JSON, or text), and a note on how it was kept."""
     try:
-        return _redact_body(json.loads(body)), "JSON body"
+        if containers(body) <= MAX_JSON_CONTAINERS:  # a flood is kept as text, never built
+            return _redact_body(json.loads(body)), "JSON body"
     except (UnicodeDecodeError, json.JSONDecodeError):
         pass
     # Each character decodes from at least one byte, so this is already within the cap; the

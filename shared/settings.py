@@ -60,10 +60,16 @@ def _token(reader: Reader) -> str:
     return token or ""
 
 
-def _max_request_bytes(reader: Reader) -> int:
-    return reader.integer(
+# The list and the form: a Looker form request carries only `data` (the user's attributes) and
+# `form_params`; the list's, nothing. Their bodies are capped at this whatever MAX_REQUEST_BYTES.
+SMALL_REQUEST_BYTES = 1024 * 1024
+
+
+def _max_request_bytes(reader: Reader, most: int | None = None) -> int:
+    cap = reader.integer(
         "MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024, maximum=250 * 1024 * 1024
     )
+    return cap if most is None else min(cap, most)
 
 
 @dataclass(frozen=True, repr=False)
@@ -96,7 +102,7 @@ class ListSettings(CommonSettings):
 
     @classmethod
     def read(cls, reader: Reader) -> ListSettings:
-        token, max_request_bytes = _token(reader), _max_request_bytes(reader)
+        token, max_request_bytes = _token(reader), _max_request_bytes(reader, SMALL_REQUEST_BYTES)
         form_url, execute_url = _hub_urls(reader)
         return cls(
             token=token,
@@ -166,7 +172,7 @@ class FormSettings(CommonSettings):
     def read(cls, reader: Reader) -> FormSettings:
         return cls(
             token=_token(reader),
-            max_request_bytes=_max_request_bytes(reader),
+            max_request_bytes=_max_request_bytes(reader, SMALL_REQUEST_BYTES),
             allowed_buckets=_buckets(reader),
             user_buckets_attribute=_user_buckets_attribute(reader),
             allow_overwrite=reader.flag("ALLOW_OVERWRITE"),

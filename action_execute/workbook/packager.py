@@ -18,7 +18,7 @@ from .names import SheetNamer
 from .notes import Warn
 from .pipe import ForwardOnly
 from .shape import read_shape
-from .sheet import Sheet, sample, take, write_sheet
+from .sheet import Sheet, kept_cells, sample, take, write_sheet
 from .styles import Styles
 from .xmlwriter import DECLARATION
 
@@ -111,6 +111,7 @@ class _Package:
     def write_tile(self, tile_name: str, rows: Iterable[Sequence[str]]) -> None:
         source = iter(rows)
         header = next(source, None)
+        header = kept_cells(header) if header is not None else None
         first_name = self.namer.name_for(tile_name)
         if header is None:
             self.write_sheet(Sheet(first_name, tile_name, (), []), iter(()), [])

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import IO, Final
 
 from . import cells, layout, limits
@@ -107,10 +106,34 @@ def _write_rows(
     return width, count, last_data
 
 
+SAMPLE_CHARS: Final = 4 << 20
+"""The layout sample also ends at this many characters, after its cells are cut (kept_cells)."""
+_KEPT = (
+    cells.MAX_TEXT_UNITS + 1
+)  # one past Excel's limit: the writer still sees, and notes, the cut
+
+
+def kept_cells(row: Sequence[str]) -> Sequence[str]:
+    """A row as it may be kept: no cell longer than Excel could hold (plus one, so that writing
+    it still notes the cut). The rows held for the layout are held this way; the rows streamed
+    past are cut as they are written."""
+    if max(map(len, row), default=0) <= _KEPT:
+        return row
+    return [cell[:_KEPT] for cell in row]
+
+
 def sample(source: Iterator[Sequence[str]]) -> tuple[deque[Sequence[str]], bool]:
-    """The next WIDTH_SAMPLE_ROWS rows, and whether the tile ended within them."""
-    rows = deque(islice(source, layout.WIDTH_SAMPLE_ROWS))
-    return rows, len(rows) < layout.WIDTH_SAMPLE_ROWS
+    """The next rows, cut as they are kept, up to WIDTH_SAMPLE_ROWS of them or SAMPLE_CHARS;
+    and whether the tile ended within them."""
+    rows: deque[Sequence[str]] = deque()
+    chars = 0
+    for row in source:
+        kept = kept_cells(row)
+        rows.append(kept)
+        chars += sum(map(len, kept))
+        if len(rows) >= layout.WIDTH_SAMPLE_ROWS or chars >= SAMPLE_CHARS:
+            return rows, False
+    return rows, True
 
 
 def take(

@@ -77,7 +77,7 @@ class TestAttachment:
         assert_nothing_stored(world)
 
     def test_zip_bomb_by_ratio(self, world: Deployment, watch: Watch) -> None:
-        answer = push(world, watch, {"Bomb.csv": b"0" * 30_000_000})
+        answer = push(world, watch, {"Bomb.csv": b"0\n" * 15_000_000})  # short rows: the ratio
         assert_refused(
             answer,
             400,
