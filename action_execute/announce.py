@@ -74,6 +74,7 @@ def message(export: Export) -> dict[str, Any]:
         body["sheets"] = [_sheet(s) for s in export.sheets]
         body["cells_cut"] = export.changes("cut")
         body["cells_with_characters_removed"] = export.changes("dropped")
+        body["cells_shown_as_general"] = export.changes("plain")
     return body
 
 

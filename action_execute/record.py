@@ -19,6 +19,7 @@ from action_execute.storage import StoredObject
 CHANGES: dict[workbook.Change, str] = {
     "cut": f"over Excel's {workbook.MAX_TEXT_UNITS:,}-character limit cut to it",
     "dropped": "with characters no spreadsheet can hold (U+FFFE, U+FFFF, lone surrogates) removed",
+    "plain": "shown as General, their own number formats past Excel's limits (values kept)",
 }
 
 
@@ -83,7 +84,8 @@ class Export:
         count, first = self.count(kind), self.first(kind)
         where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in first)
         more = ", ..." if count > len(first) else ""
-        return f"{count} cell{'s' if count != 1 else ''} {CHANGES[kind]}: {where}{more}"
+        named = f": {where}{more}" if first else ""
+        return f"{count} cell{'s' if count != 1 else ''} {CHANGES[kind]}{named}"
 
     @property
     def summary(self) -> str:

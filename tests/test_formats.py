@@ -136,3 +136,26 @@ def test_tiles_without_looker_row_numbers_have_one_header_row(rows: list[list[st
 def test_header_rows_are_bounded() -> None:
     rows = [[""] + ["h"] * 2] + [["", "p", "q"]] * (MAX_HEADER_ROWS - 1) + [["1", "a", "b"]]
     assert shape_of(rows)[:2] == (MAX_HEADER_ROWS, True)
+
+
+def test_past_excels_format_limits_numbers_share_general_and_the_summary_says_so() -> None:
+    """400 decimal widths in one column (1.0, 1.00, ... 1 and 400 zeros): Excel holds 200 to 250
+    custom formats a workbook, 255 characters each. The first ones keep theirs; the rest show as
+    General, their values kept, and the sheet's summary counts them."""
+    import zipfile
+    from xml.etree import ElementTree
+
+    rows = [["Width"], *(["1." + "0" * width] for width in range(1, 401))]
+    sink = io.BytesIO()
+    warned: list[str] = []
+    (summary,) = workbook.write_workbook([("Widths", rows)], sink, on_warning=warned.append)
+    with zipfile.ZipFile(io.BytesIO(sink.getvalue())) as archive:
+        styles = ElementTree.fromstring(archive.read("xl/styles.xml"))
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    codes = [f.get("formatCode") or "" for f in styles.iterfind("m:numFmts/m:numFmt", ns)]
+    assert len(codes) <= 200 and max(map(len, codes)) <= 255
+    values = [row[0] for row in sheets_by_openpyxl(sink.getvalue())["Widths"][1:]]
+    assert values == [1] * 400  # every value kept, as a number
+    # The workbook's two date formats come first: 198 widths keep theirs, 202 show as General.
+    assert summary.changed("plain") == (202, ())
+    assert any("202 numbers shown as General" in w for w in warned)

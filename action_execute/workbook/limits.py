@@ -12,7 +12,9 @@ from typing import Final, Literal
 
 from shared.errors import ActionError
 
-Change = Literal["cut", "dropped"]  # what a sheet may do to a cell: cut its text, drop characters
+# What a sheet may do to a cell: cut its text, drop characters, show its number in the shared
+# General format (Excel's limits on custom formats).
+Change = Literal["cut", "dropped", "plain"]
 
 MAX_DATA_ROWS_PER_SHEET = 1_048_575
 """Excel's 1,048,576 rows less the header row; longer tiles go on `Name (cont. 2)` sheets."""
@@ -44,11 +46,14 @@ class SheetSummary:
     dropped_count: int = 0
     dropped_cells: tuple[str, ...] = ()
     columns_of: str | None = None  # the sheet whose rows this one continues to the right
+    plain_count: int = 0  # numbers shown as General: their own format would pass Excel's limits
 
     def changed(self, kind: Change) -> tuple[int, tuple[str, ...]]:
-        """How many cells of `kind` changed, and the first few of them."""
+        """How many cells of `kind` changed, and the first few of them (none named for plain)."""
         if kind == "cut":
             return self.cut_count, self.cut_cells
+        if kind == "plain":
+            return self.plain_count, ()
         return self.dropped_count, self.dropped_cells
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import cells, limits
+from . import cells, limits, styles
 
 Warn = Callable[[str], None]
 
@@ -42,8 +42,17 @@ class CellNotes:
             "more cells had such characters removed",
         )
 
-    def summary(self, rows: int, columns_of: str | None = None) -> limits.SheetSummary:
-        """The sheet as written: its rows, and the cells changed on the way."""
+    def summary(
+        self, rows: int, columns_of: str | None = None, plain: int = 0
+    ) -> limits.SheetSummary:
+        """The sheet as written: its rows, and the cells changed on the way (`plain`: numbers
+        shown as General, counted by the styles)."""
+        if plain:
+            self.warn(
+                f"Sheet '{self.sheet_name}': {plain} numbers shown as General: their own formats "
+                f"would pass Excel's limits ({styles.MAX_CUSTOM_FORMATS} custom formats a "
+                f"workbook, {styles.MAX_FORMAT_CODE} characters a format); values kept"
+            )
         return limits.SheetSummary(
             self.sheet_name,
             rows,
@@ -52,6 +61,7 @@ class CellNotes:
             dropped_count=self.dropped_count,
             dropped_cells=tuple(self.dropped_cells),
             columns_of=columns_of,
+            plain_count=plain,
         )
 
     def _name(self, refs: list[str], ref: str) -> None:

@@ -54,6 +54,7 @@ def write_sheet(
     widths = sheet.widths[: limits.MAX_COLUMNS]
     out = _Batches(part, sheet, book.pipe)
     notes = CellNotes(sheet.name, book.warn)
+    plain = book.styles.plain
     try:
         out.put(layout.sheet_head(dimension, index == 1, len(headers), widths))
         for r, header in enumerate(headers, start=1):
@@ -66,7 +67,7 @@ def write_sheet(
         book.pipe.abandon()  # before the part closes: the thread must be done with it
         raise
     book.pipe.wait()
-    return filter_ref, notes.summary(count), overflow
+    return filter_ref, notes.summary(count, plain=book.styles.plain - plain), overflow
 
 
 def _write_rows(

@@ -25,6 +25,10 @@ MONTH_FORMAT: Final = "yyyy-mm"
 HOUR_FORMAT: Final = "yyyy-mm-dd hh"
 MINUTE_FORMAT: Final = "yyyy-mm-dd hh:mm"
 _FIRST_CUSTOM_FORMAT_ID: Final = 164  # ids below are Excel's built-in formats
+MAX_CUSTOM_FORMATS: Final = 200
+"""Excel documents 200 to 250 custom number formats a workbook (by language version)."""
+MAX_FORMAT_CODE: Final = 255
+"""Excel's longest number format code."""
 
 _FONTS: Final = (
     '<fonts count="2"><font><sz val="11"/><color theme="1"/><name val="Calibri"/>'
@@ -44,9 +48,12 @@ _TAIL: Final = (
 
 
 class Styles:
-    """Style indexes by (number format, bold), handed out as the cells ask for them."""
+    """Style indexes by (number format, bold), handed out as the cells ask for them. A format
+    past Excel's limits (MAX_CUSTOM_FORMATS, MAX_FORMAT_CODE) is shown as General instead: the
+    value is kept, and `plain` counts the cells so shown, for the sheet's summary."""
 
     def __init__(self) -> None:
+        self.plain = 0  # cells shown as General because their own format would pass a limit
         self._formats: dict[str, int] = {}  # format code -> numFmtId
         self._xfs: list[tuple[int, bool]] = [(0, False), (0, True)]  # (numFmtId, bold)
         self._index: dict[tuple[str, bool], int] = {
@@ -61,6 +68,11 @@ class Styles:
         key = (code, bold)
         found = self._index.get(key)
         if found is None:
+            if code not in self._formats and (
+                len(self._formats) >= MAX_CUSTOM_FORMATS or len(code) > MAX_FORMAT_CODE
+            ):
+                self.plain += 1
+                return BOLD_STYLE if bold else 0
             fmt = self._formats.setdefault(code, _FIRST_CUSTOM_FORMAT_ID + len(self._formats))
             found = self._index[key] = len(self._xfs)
             self._xfs.append((fmt, bold))

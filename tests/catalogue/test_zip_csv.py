@@ -193,6 +193,7 @@ class TestCsv:
             ["ab_x0000_c", "_x0001__x001B_d\x7f"],
         ]
         assert answer.announced["cells_with_characters_removed"] == {"count": 0, "first": []}
+        assert answer.announced["cells_shown_as_general"] == {"count": 0, "first": []}
 
     def test_characters_no_spreadsheet_holds_are_removed_and_said(
         self, world: Deployment, watch: Watch
