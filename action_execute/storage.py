@@ -53,11 +53,15 @@ class NameTaken(StorageError):
     """Another writer created the object between our name check and the upload's end."""
 
 
-# What a 403 means, by what was being done: the role deploy's --grant-iam grants for it.
-_READ = ("read objects in", "roles/storage.objectViewer")
-_WRITE = ("create objects in", "roles/storage.objectCreator")
-# Replacing an object deletes the old one: storage.objects.delete, which objectCreator lacks.
-_REPLACE = ("replace objects in", "roles/storage.objectUser")
+# What a 403 means, by what was being done: the permission, and the custom role set-up and
+# deploy's --grant-iam grant for it (deploy/iam.py).
+_READ = ("read objects in", "storage.objects.get (the custom role lookerActionExportWriter)")
+_WRITE = ("create objects in", "storage.objects.create (the custom role lookerActionExportWriter)")
+# Replacing an object deletes the old one: storage.objects.delete, which the writer role lacks.
+_REPLACE = (
+    "replace objects in",
+    "storage.objects.delete (the custom role lookerActionExportReplacer)",
+)
 
 
 @cache

@@ -62,7 +62,7 @@ def _warnings(d: Deployment, err: TextIO, prog: str) -> None:
     if not d.buckets:
         print(f"{prog}: warning: --allowed-buckets not given: ALLOWED_BUCKETS is left unset on "
               "action_form and action_execute, so users may type any bucket name; only buckets "
-              "where the service account holds roles/storage.objectCreator + objectViewer will "
+              "where the service account holds storage.objects.create and .get will "
               "work (and --grant-iam grants none)", file=err)  # fmt: skip
     if d.smtp_host and not d.smtp_allowed_domains:
         print(f"{prog}: warning: --smtp-host without --smtp-allowed-domains: anyone who may send a "

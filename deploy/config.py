@@ -75,7 +75,7 @@ OPTIONS = (
     Option("--looker-instance-id", help="refuse requests whose X-Looker-Instance differs (not "
       "authentication)", setting="LOOKER_INSTANCE_ID", readers=ALL),
     Option("--allow-overwrite", help="the form offers 'Overwrite: yes'; --grant-iam then grants "
-      "roles/storage.objectUser", switch=True, setting="ALLOW_OVERWRITE", readers=(FORM, EXECUTE)),
+      "the custom role that may also delete (replace)", switch=True, setting="ALLOW_OVERWRITE", readers=(FORM, EXECUTE)),
     Option("--object-name-template", help="where exports are stored in the bucket",
       setting="OBJECT_NAME_TEMPLATE", readers=(EXECUTE,)),
     Option("--smtp-host", help="turns the e-mail notice on", setting="SMTP_HOST",

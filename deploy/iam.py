@@ -4,9 +4,11 @@ privilege: each role on its one secret, bucket or topic; nothing project-wide fo
 The runtime service account needs exactly:
 - roles/secretmanager.secretAccessor on the token secret, the key secret (and the SMTP password's,
   with --smtp-password-secret): Cloud Functions reads them as that account at instance start;
-- roles/storage.objectCreator and roles/storage.objectViewer on each allowed bucket: create the
-  export (uploads never overwrite: no delete) and read names and metadata back;
-- with --allow-overwrite, roles/storage.objectUser instead: replacing deletes the old object;
+- on each allowed bucket, a custom role of the project's holding only storage.objects.create and
+  storage.objects.get (lookerActionExportWriter): create the export (uploads never overwrite: no
+  delete) and read its name and metadata back; no list, no bucket read;
+- with --allow-overwrite, lookerActionExportReplacer instead: the same and storage.objects.delete
+  (replacing deletes the old object);
 - roles/pubsub.publisher on the topic.
 """
 
@@ -16,8 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"  # noqa: S105 - a role, not a secret
-BUCKET_ROLES = ("roles/storage.objectCreator", "roles/storage.objectViewer")
-OVERWRITE_BUCKET_ROLES = ("roles/storage.objectUser",)
+# The buckets: custom roles of the project, each exactly what the export does there (the
+# predefined objectViewer would also list and read every object in the bucket).
+WRITER_ROLE = ("lookerActionExportWriter", ("storage.objects.create", "storage.objects.get"))
+REPLACER_ROLE = ("lookerActionExportReplacer", (*WRITER_ROLE[1], "storage.objects.delete"))
+ROLE_ADMIN = "roles/iam.roleAdmin"  # to make them: set-up's runner, and deploy with --grant-iam
 PUBLISHER = "roles/pubsub.publisher"
 # The CI deployer (setup --deployer): deploy the functions and set their invoker binding (or, for
 # --single, deploy the service from source, as Cloud Run documents it), write Cloud Build's logs;
@@ -31,7 +36,7 @@ SINGLE_DEPLOYER_PROJECT_ROLES = (
 SETUP_RUNNER_ROLES = (
     "roles/serviceusage.serviceUsageAdmin", "roles/storage.admin", "roles/pubsub.admin",
     "roles/secretmanager.admin", "roles/iam.serviceAccountAdmin",
-    "roles/resourcemanager.projectIamAdmin",
+    "roles/resourcemanager.projectIamAdmin", ROLE_ADMIN,
 )  # fmt: skip
 WORKLOAD_IDENTITY_ADMIN = "roles/iam.workloadIdentityPoolAdmin"
 ALERT_ROLES = ("roles/logging.configWriter", "roles/monitoring.editor")  # setup --alert-email
@@ -53,6 +58,18 @@ class Runtime:
     allow_overwrite: bool = False
 
 
+def bucket_role(runtime: Runtime) -> tuple[str, list[str], list[str]]:
+    """The custom bucket role: its name, the command that finds it, the one that makes it."""
+    role_id, permissions = REPLACER_ROLE if runtime.allow_overwrite else WRITER_ROLE
+    project = f"--project={runtime.project}"
+    describe = ["gcloud", "iam", "roles", "describe", role_id, project, "--format=value(name)"]
+    create = ["gcloud", "iam", "roles", "create", role_id, project,
+              "--title=Looker export action: " + ("replace" if runtime.allow_overwrite else "write")
+              + " exports", f"--permissions={','.join(permissions)}", "--stage=GA",
+              "--description=Only what the Looker XLSX export does in its buckets"]  # fmt: skip
+    return f"projects/{runtime.project}/roles/{role_id}", describe, create
+
+
 def runtime_bindings(runtime: Runtime) -> list[list[str]]:
     """The gcloud commands that grant the runtime account its roles, each on its one resource."""
     member = f"--member=serviceAccount:{runtime.account}"
@@ -61,12 +78,11 @@ def runtime_bindings(runtime: Runtime) -> list[list[str]]:
          member, f"--role={SECRET_ACCESSOR}", "--condition=None", "--quiet"]
         for secret in runtime.secrets
     ]  # fmt: skip
-    roles = OVERWRITE_BUCKET_ROLES if runtime.allow_overwrite else BUCKET_ROLES
+    role = bucket_role(runtime)[0]
     commands += [
         ["gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{bucket}", member,
          f"--role={role}", "--condition=None", "--quiet"]
         for bucket in runtime.buckets
-        for role in roles
     ]  # fmt: skip
     commands.append(
         ["gcloud", "pubsub", "topics", "add-iam-policy-binding", runtime.topic,

@@ -30,6 +30,7 @@ class Step:
     note: str = ""  # a comment line for the reader
     stage: tuple[str, ...] = ()  # stage these into the build folder
     env: Mapping[str, str] = field(default_factory=dict)  # for the command's own environment
+    unless: tuple[str, ...] = ()  # run argv only where this command fails (finds nothing)
 
 
 def join_dict(items: Mapping[str, str]) -> str:
@@ -87,7 +88,9 @@ def _grants(d: Deployment) -> list[Step]:
     runtime = iam.Runtime(
         d.project, d.service_account, secrets, d.buckets, d.topic, d.on("allow_overwrite")
     )
-    return [Step(tuple(argv)) for argv in iam.runtime_bindings(runtime)]
+    role, describe, create = iam.bucket_role(runtime)
+    made = Step(tuple(create), note=f"custom role {role}", unless=tuple(describe))
+    return [made, *(Step(tuple(argv)) for argv in iam.runtime_bindings(runtime))]
 
 
 def _next(d: Deployment, hub: str, urls: Sequence[str]) -> list[Step]:

@@ -93,9 +93,23 @@ class Runner:
             if len(tail) > 40:
                 tail.popleft()
 
+    def ensure(self, what: str, describe: Sequence[str], create: Sequence[str]) -> None:
+        """`create`, unless `describe` finds it already (printed as one line with --dry-run)."""
+        if self.dry_run:
+            self.say(f"{shlex.join(describe)} >/dev/null 2>&1 || {shlex.join(create)}")
+            return
+        found = subprocess.run(list(describe), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if found.returncode == 0:
+            self.say(f"# {what} exists: left as it is")
+            return
+        self.command(create)
+        self.say(f"# {what} created")
+
     def steps(self, steps: Sequence[Step], build_dir: Path) -> None:
         for step in steps:
-            if step.note:
+            if step.unless:
+                self.ensure(step.note, step.unless, step.argv)
+            elif step.note:
                 self.say(step.note)
             elif step.stage:
                 self._stage(build_dir, step.stage)

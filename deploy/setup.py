@@ -202,7 +202,10 @@ def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
               "--display-name=Looker GCS export action",
               "--description=Runtime identity of the Looker XLSX export Cloud Functions"])  # fmt: skip
     topic = f"projects/{s.project}/topics/{s.topic}"
-    runtime = iam.Runtime(s.project, s.account, list(s.secrets), s.buckets, topic)
+    runtime = iam.Runtime(s.project, s.account, list(s.secrets), s.buckets, topic,
+                          s.v.on("allow_overwrite"))  # fmt: skip
+    role, describe, create = iam.bucket_role(runtime)
+    r.ensure(f"custom role {role}", describe, create)
     for argv in iam.runtime_bindings(runtime):
         r.retried(argv)
     if s.deployer is None:

@@ -28,17 +28,6 @@ class SetupRunner(Runner):
     """The runner, with set-up's own kinds of step: create if missing, a secret's first value,
     a binding retried while a new account appears."""
 
-    def ensure(self, what: str, describe: list[str], create: list[str]) -> None:
-        if self.dry_run:
-            self.say(f"{shlex.join(describe)} >/dev/null 2>&1 || {shlex.join(create)}")
-            return
-        found = subprocess.run(describe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if found.returncode == 0:
-            self.say(f"# {what} exists: left as it is")
-            return
-        self.command(create)
-        self.say(f"# {what} created")
-
     def secret_value(self, secret: str, project: str, what: str, kind: str) -> bool:
         """A first version of fresh randomness (MAKERS[kind]) unless the secret has an enabled
         one; whether one was made."""

@@ -206,19 +206,29 @@ class TestGrants:
         assert bindings(plan.functions(d)) == sorted([
             (topic, "roles/pubsub.publisher"),
             *((s, accessor) for s in ("looker-action-token", "gcs-encryption-key", "smtp-password")),
-            *((f"gs://{b}", r) for b in ("bucket-a", "bucket-b")
-              for r in ("roles/storage.objectCreator", "roles/storage.objectViewer")),
+            *((f"gs://{b}", f"projects/{PROJECT}/roles/lookerActionExportWriter")
+              for b in ("bucket-a", "bucket-b")),
         ])  # fmt: skip
+        # The role is the project's own, made first where missing: get and create, no list.
+        (made,) = [s for s in plan.functions(d) if s.unless]
+        assert made.unless[:4] == ("gcloud", "iam", "roles", "describe")
+        assert flags_of(made.argv)["--permissions"] == "storage.objects.create,storage.objects.get"
         assert all(
             f"--member=serviceAccount:{SA}" in a
             for a in commands(plan.functions(d))
             if "add-iam-policy-binding" in a
         )
 
-    def test_overwrite_needs_delete_so_object_user_instead(self) -> None:
+    def test_overwrite_needs_delete_so_the_replacer_role_instead(self) -> None:
         d = deployment_of(*BASE, "--grant-iam", "--allow-overwrite")
-        assert ("gs://acme-exports", "roles/storage.objectUser") in bindings(plan.functions(d))
-        assert not [b for b in bindings(plan.functions(d)) if b[1] == "roles/storage.objectCreator"]
+        role = f"projects/{PROJECT}/roles/lookerActionExportReplacer"
+        assert [b for b in bindings(plan.functions(d)) if b[0].startswith("gs://")] == [
+            ("gs://acme-exports", role)
+        ]
+        (made,) = [s for s in plan.functions(d) if s.unless]
+        assert flags_of(made.argv)["--permissions"] == (
+            "storage.objects.create,storage.objects.get,storage.objects.delete"
+        )
 
     def test_no_grant_without_the_flag(self) -> None:
         assert bindings(plan.functions(deployment_of(*BASE))) == []
@@ -230,7 +240,7 @@ class TestOneService:
     def test_first_deploy_reads_its_url_then_sets_it(self) -> None:
         steps = plan.single(deployment_of(*self.ARGS), existing=None)
         argvs = commands(steps)
-        assert [a[1:3] for a in argvs if a[1] != "secrets" and a[2] != "buckets" and a[1] != "pubsub"] == [
+        assert [a[1:3] for a in argvs if a[1] not in ("secrets", "pubsub", "iam") and a[2] != "buckets"] == [
             ("run", "deploy"), ("run", "services"), ("run", "services"),
         ]  # fmt: skip
         flags = deploys(steps)["looker-action"]
@@ -437,7 +447,12 @@ def test_dry_run_prints_each_command_copy_pastable_and_runs_nothing(tmp_path: Pa
     assert run.rc == 0 and run.calls == [], run.stderr
     printed = [shlex.split(line) for line in run.stdout.splitlines() if line.startswith("gcloud ")]
     d = deployment_of(*args)
-    expected = [list(plan.live_listing(d)), *(list(a) for a in commands(plan.functions(d)))]
+    steps = plan.functions(d)
+    # A step made only where missing prints as `describe ... || create ...` (Runner.ensure).
+    expected = [list(plan.live_listing(d))] + [
+        [*s.unless, ">/dev/null", "2>&1", "||", *s.argv] if s.unless else list(s.argv)
+        for s in steps if s.argv
+    ]  # fmt: skip
     urls = {ref(f): f"https://us-central1-{PROJECT}.cloudfunctions.net/{f}" for f in FUNCTIONS}
     for key, url in urls.items():
         expected = [[word.replace(key, url) for word in argv] for argv in expected]

@@ -50,6 +50,7 @@ def test_a_first_run_creates_everything_deploy_needs(tmp_path: Path) -> None:
         ("storage", "buckets", "create"), ("storage", "buckets", "create"),
         ("pubsub", "topics", "create"), ("secrets", "create", "looker-action-token"),
         ("secrets", "create", "gcs-encryption-key"), ("iam", "service-accounts", "create"),
+        ("iam", "roles", "create"),
     ]  # fmt: skip
     bucket = next(a for a in run.argvs if a[:3] == ["storage", "buckets", "create"])
     assert "--uniform-bucket-level-access" in bucket and "--public-access-prevention" in bucket

@@ -196,7 +196,7 @@ class TestGcsFaults:
         answer = call(watch, push_body(world))
         problem = (
             f"The function's service account may not read objects in bucket '{world.bucket}': "
-            "grant it roles/storage.objectViewer on that bucket"
+            "grant it storage.objects.get (the custom role lookerActionExportWriter) on that bucket"
         )
         assert_refused(answer, 502, problem, errors={"bucket": problem})
         assert_nothing_stored(world)
@@ -208,7 +208,8 @@ class TestGcsFaults:
         answer = call(watch, push_body(world))
         problem = (
             f"The function's service account may not create objects in bucket "
-            f"'{world.bucket}': grant it roles/storage.objectCreator on that bucket"
+            f"'{world.bucket}': grant it storage.objects.create (the custom role "
+            "lookerActionExportWriter) on that bucket"
         )
         assert_refused(answer, 502, problem, errors={"bucket": problem})
         # The failed writer is gone for good: collecting it must not try the upload again
