@@ -108,10 +108,30 @@ class TestBody:
             (b'"a string"', "The request body must be a JSON object"),
             (b"null", "The request body must be a JSON object"),
             (b"42", "The request body must be a JSON object"),
-            (b"[" * 200_000 + b"]" * 200_000, "The request body is nested too deeply"),
+            (b"[" * 5_000 + b"]" * 5_000, "The request body is nested too deeply"),
             (b'{"data": ' + b"9" * 5000 + b"}", "The request body has a number too long to read"),
+            (
+                b'{"x":[' + b"{}," * 200_000 + b"{}]}",
+                "The request body holds more than 10,000 "
+                "JSON objects and arrays; a Looker request holds a few dozen",
+            ),
+            (
+                b"[" * 200_000 + b"]" * 200_000,
+                "The request body holds more than 10,000 JSON "
+                "objects and arrays; a Looker request holds a few dozen",
+            ),
         ],
-        ids=["binary", "unterminated", "string", "null", "number", "deep-nesting", "huge-int"],
+        ids=[
+            "binary",
+            "unterminated",
+            "string",
+            "null",
+            "number",
+            "deep-nesting",
+            "huge-int",
+            "object-flood",
+            "deep-flood",
+        ],
     )
     def test_not_a_json_object(
         self, world: Deployment, watch: Watch, body: bytes, message: str
