@@ -15,9 +15,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime requirements only (not requirements-dev.txt), in their own layer.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Runtime requirements only (not requirements-dev.txt), pinned with hashes, in their own layer.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
 COPY shared/ shared/
 COPY action_list/ action_list/

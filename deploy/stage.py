@@ -28,6 +28,9 @@ from deploy import UsageError
 from shared.integration import FUNCTIONS
 
 SINGLE_FILES = ("app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore")
+# The runtime requirements, pinned with hashes (./dev lock makes it from requirements.txt): each
+# function gets it as its requirements.txt, the one service's image installs it.
+LOCK = "requirements.lock"
 GCLOUDIGNORE = (
     "# Written by scripts/stage.sh: this folder is already filtered, upload all of it.\n"
     ".gcloudignore\n__pycache__/\n*.pyc\n"
@@ -87,12 +90,12 @@ def _function(root: Path, out: Path, fn: str) -> list[str]:
         raise UsageError(f"{fn}/shared exists and would clash with the vendored shared/ package")
     if (src / "requirements.txt").is_file():
         requirements = f"{fn}/requirements.txt"
-    elif (root / "requirements.txt").is_file():
-        requirements = "requirements.txt"
+    elif (root / LOCK).is_file():
+        requirements = LOCK  # pinned, with hashes: what the platform installs is what was tested
     else:
         raise UsageError(
-            f"no requirements.txt for {fn} (neither {fn}/requirements.txt nor requirements.txt "
-            "at the repository root)"
+            f"no requirements for {fn} (neither {fn}/requirements.txt nor {LOCK} at the "
+            "repository root: ./dev lock makes it from requirements.txt)"
         )
     built = Path(tempfile.mkdtemp(prefix=f".stage-{fn}.", dir=out))
     copy_tree(src, built / fn)
@@ -109,7 +112,7 @@ def _function(root: Path, out: Path, fn: str) -> list[str]:
 
 
 def _single(root: Path, out: Path) -> list[str]:
-    for name in (*SINGLE_FILES, "requirements.txt"):
+    for name in (*SINGLE_FILES, LOCK):
         if not (root / name).is_file():
             raise UsageError(f"single: {name} not found at the repository root")
     for fn in FUNCTIONS:
@@ -121,7 +124,7 @@ def _single(root: Path, out: Path) -> list[str]:
                 "root requirements.txt; merge it there"
             )
     built = Path(tempfile.mkdtemp(prefix=".stage-single.", dir=out))
-    for name in (*SINGLE_FILES, "requirements.txt"):
+    for name in (*SINGLE_FILES, LOCK):
         shutil.copy(root / name, built / name)
     for part in (*FUNCTIONS, "shared"):
         copy_tree(root / part, built / part)
@@ -132,7 +135,7 @@ def _single(root: Path, out: Path) -> list[str]:
     lines += sorted(f"  {p.name}" for p in here.iterdir() if p.is_file())
     lines += [f"  {part}/ ({sum(1 for p in (here / part).rglob('*') if p.is_file())} files)"
               for part in (*FUNCTIONS, "shared")]  # fmt: skip
-    return [*lines, "  (requirements.txt from requirements.txt)"]
+    return lines
 
 
 def stage(root: Path, out: Path, targets: Sequence[str] = FUNCTIONS) -> list[str]:

@@ -151,27 +151,52 @@ def dry_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 # ------------------------------------------------------------------------------------ workflows
 
 
-def test_actionlint_passes_every_workflow() -> None:
+PINNED = re.compile(r"uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v(\d+)\.\d+\.\d+)\s*$")
+
+
+def as_tags(text: str) -> str:
+    """The workflow with each commit pin as the major tag its comment names: actionlint knows a
+    popular action's inputs by tag, not by commit."""
+    return re.sub(PINNED.pattern, r"uses: \1@v\4", text, flags=re.M)
+
+
+def linted(tmp_path: Path, texts: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    (tmp_path / ".git").mkdir()  # actionlint finds the project (and local workflows) by .git
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for name, text in texts.items():
+        (workflows / name).write_text(text)
+    return run_actionlint(*sorted(workflows.iterdir()), cwd=tmp_path)
+
+
+def test_actionlint_passes_every_workflow(tmp_path: Path) -> None:
     files = sorted(WORKFLOWS.glob("*.y*ml"))
     assert {CI, DEPLOY_WORKFLOW} <= set(files)
     proc = run_actionlint(*files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # And with their inputs checked against each action's own (by the tag each pin names).
+    proc = linted(tmp_path, {f.name: as_tags(f.read_text()) for f in files})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_action_is_pinned_by_commit_with_its_tag() -> None:
+    """A tag can be moved to other code; a commit cannot. The job that holds id-token: write
+    runs nothing that a moved tag could change."""
+    for path in sorted(WORKFLOWS.glob("*.y*ml")):
+        for line in path.read_text().splitlines():
+            if "uses:" in line and "uses: ./" not in line:
+                assert PINNED.search(line), f"{path.name}: not pinned by commit: {line.strip()}"
 
 
 def test_actionlint_really_checks_action_inputs_and_expressions(tmp_path: Path) -> None:
     """The linter is not a no-op: a misspelt auth input and a bad expression are reported."""
-    (tmp_path / ".git").mkdir()  # actionlint finds the project (and local workflows) by .git
-    workflows = tmp_path / ".github" / "workflows"
-    workflows.mkdir(parents=True)
-    shutil.copy2(CI, workflows / "ci.yml")
-    text = DEPLOY_WORKFLOW.read_text()
+    text = as_tags(DEPLOY_WORKFLOW.read_text())
     account = "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}"
     assert "workload_identity_provider:" in text and account in text
     broken = text.replace("workload_identity_provider:", "workload_identity_providr:").replace(
         account, "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT ) }}"
     )
-    (workflows / "deploy.yml").write_text(broken)
-    proc = run_actionlint(workflows / "deploy.yml", cwd=tmp_path)
+    proc = linted(tmp_path, {"ci.yml": as_tags(CI.read_text()), "deploy.yml": broken})
     assert proc.returncode != 0
     assert "workload_identity_providr" in proc.stdout
     assert "[expression]" in proc.stdout

@@ -397,9 +397,10 @@ class TestDockerfile:
 
     def test_installs_only_the_runtime_requirements(self) -> None:
         runs = " ".join(rest for word, rest in instructions(ROOT / "Dockerfile") if word == "RUN")
-        assert re.findall(r"-r\s+(\S+)", runs) == ["requirements.txt"]
+        assert re.findall(r"-r\s+(\S+)", runs) == ["requirements.lock"]  # pinned, with hashes
+        assert "--require-hashes" in runs
         assert not [rest for _, rest in instructions(ROOT / "Dockerfile") if "-dev" in rest]
-        assert "gunicorn" in (ROOT / "requirements.txt").read_text()
+        assert "gunicorn==" in (ROOT / "requirements.lock").read_text()
 
     @pytest.mark.parametrize("where", ["repository", "staged"])
     def test_every_copy_source_is_in_the_build_context(
@@ -434,7 +435,7 @@ class TestDockerfile:
             assert wanted and wanted <= sent, f"COPY {source}: excluded by .dockerignore"
         tops = {p.split("/")[0] for p in sent}
         assert tops <= {
-            "requirements.txt", "app.py", "gunicorn.conf.py", "shared",
+            "requirements.lock", "app.py", "gunicorn.conf.py", "shared",
             "action_list", "action_form", "action_execute", "Dockerfile", ".dockerignore",
         }, tops  # fmt: skip
         assert not [p for p in sent if "/test_" in p or p.endswith(".pyc") or "/." in p]
@@ -489,7 +490,7 @@ def test_staged_single_bundle_is_self_contained(tmp_path: Path) -> None:
     files = sorted(str(p.relative_to(staged_single)) for p in staged_single.rglob("*"))
     for needed in (
         "app.py", "gunicorn.conf.py", "Dockerfile", ".dockerignore", ".gcloudignore",
-        "requirements.txt", "shared/__init__.py", "action_list/main.py", "action_form/main.py",
+        "requirements.lock", "shared/__init__.py", "action_list/main.py", "action_form/main.py",
         "action_execute/main.py", "action_execute/export.py",
     ):  # fmt: skip
         assert needed in files
