@@ -11,7 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PORT=8080
+    PORT=8080 \
+    TRUSTED_PROXY_HOPS=0
+# TRUSTED_PROXY_HOPS=0: on your own server no header is believed; the caller is the connection's
+# peer. Behind selfhost/nginx.conf set it to 1. deploy.sh --single sets it for Cloud Run (1).
 
 WORKDIR /app
 

@@ -178,6 +178,8 @@ def deployment(v: Values, cwd: Path) -> Deployment:
     # The one service serves all three routes: every function's settings (the same values).
     every = {name: value for fn in FUNCTIONS for name, value in envs[fn].items()}
     service_env = every | {"WEB_CONCURRENCY": cpu, "GUNICORN_THREADS": str(SERVICE_THREADS)}
+    # The image believes no header (its TRUSTED_PROXY_HOPS=0); Cloud Run's front end appends one.
+    service_env.setdefault("TRUSTED_PROXY_HOPS", "1")
     build = (
         Path(v["build_dir"]) if v["build_dir"] else Path(__file__).resolve().parent.parent / "build"
     )

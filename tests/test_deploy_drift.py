@@ -81,7 +81,7 @@ def test_the_one_service_is_guarded_too(tmp_path: Path) -> None:
     assert deploy(tmp_path, *lb, "--allowed-source-ranges=10.0.0.0/8").rc == 0
     opened = deploy(tmp_path, "--single")
     assert opened.rc == 1 and [c["argv"][:3] for c in opened.calls] == [["run", "services", "list"]]
-    assert "TRUSTED_PROXY_HOPS: live 2; this deploy: (unset)" in opened.stderr
+    assert "TRUSTED_PROXY_HOPS: live 2; this deploy: 1" in opened.stderr  # set for Cloud Run
     assert "INGRESS: live internal-and-load-balancer; this deploy: all" in opened.stderr
     assert "ALLOWED_SOURCE_RANGES: live 10.0.0.0/8" in opened.stderr
     allowed = deploy(
