@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from action_execute.source import Source, source_of
 from shared import fields
-from shared.buckets import buckets_for_user
+from shared.buckets import USER_BUCKETS_PARAM, buckets_for_user
 from shared.integration import Content, content_for
 from shared.looker import ActionRequest
 from shared.settings import ExecuteSettings
@@ -26,6 +26,7 @@ class ExportOrder:
     original: bool = False  # output=original: store the bytes as Looker sent them
     filename: str | None = None  # replaces the title in the object name
     overwrite: bool = False
+    user_buckets: str | None = None  # the user attribute bound by USER_BUCKETS_ATTRIBUTE, as sent
 
     @property
     def content(self) -> Content:
@@ -79,4 +80,7 @@ def order_from(request: ActionRequest, config: ExecuteSettings) -> ExportOrder:
         original=values["output"] == "original",
         filename=values["filename"] or None,
         overwrite=values["overwrite"] == "yes",
+        user_buckets=request.data.get(USER_BUCKETS_PARAM, "")[:1000] or None
+        if config.user_buckets_attribute
+        else None,
     )

@@ -39,7 +39,10 @@ def origin(order: ExportOrder) -> dict[str, str | None]:
 
 
 def metadata(order: ExportOrder) -> dict[str, str]:
-    """The object's custom metadata (set before it is written): the origin, under looker_ names."""
+    """The object's custom metadata (set before it is written): the origin, under looker_ names,
+    and who wrote it, as far as Looker says: the schedule, the delivery (webhook id), and the
+    value of the user attribute that binds the user to buckets, where one does. With
+    ALLOW_OVERWRITE, another user may replace the object: this says whose it is now."""
     kind = "dashboard" if order.is_dashboard else "look"
     found = origin(order)
     values = {
@@ -48,6 +51,7 @@ def metadata(order: ExportOrder) -> dict[str, str]:
         f"looker_{kind}_url": found["url"],
         "looker_query_id": found["query_id"],
         "looker_webhook_id": found["webhook_id"],
+        "looker_user_buckets": order.user_buckets,
         "subject_name": found["subject_name"],
     }
     return {k: v for k, v in values.items() if v}

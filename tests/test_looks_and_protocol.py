@@ -183,6 +183,25 @@ class TestWhatIsStored:
         assert_sample(world.workbook("weekly-sales/Weekly-Sales.xlsx"))
         assert [m["name"] for m, _ in world.messages()] == ["weekly-sales/Weekly-Sales.xlsx"] * 2
 
+    def test_a_replaced_object_says_who_wrote_it_last(
+        self, world: Deployment, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With overwrite, another user may replace the object: its metadata names the
+        delivery, the schedule and the user attribute that chose the bucket, of the last one."""
+        monkeypatch.setenv("ALLOW_OVERWRITE", "1")
+        monkeypatch.setenv("USER_BUCKETS_ATTRIBUTE", "export_buckets")
+        for who, webhook in ((f"{world.bucket},x-team-a", "first-1"), (world.bucket, "second-2")):
+            body = push_body(world)
+            body["form_params"]["overwrite"] = "yes"
+            body["data"] = {"user_buckets": who}
+            served, path = route("action_execute")
+            headers = looker_headers(**{"X-Looker-Webhook-Id": webhook})
+            assert served.test_client().post(path, json=body, headers=headers).status_code == 200
+        metadata = stored(world, "weekly-sales/Weekly-Sales.xlsx").metadata
+        assert metadata["looker_webhook_id"] == "second-2"
+        assert metadata["looker_user_buckets"] == world.bucket
+        assert metadata["looker_scheduled_plan_id"] == str(body["scheduled_plan"]["scheduled_plan_id"])
+
     def test_a_failed_replace_leaves_the_previous_object_whole(
         self, world: Deployment, monkeypatch: pytest.MonkeyPatch
     ) -> None:
