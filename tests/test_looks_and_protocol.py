@@ -200,7 +200,9 @@ class TestWhatIsStored:
         metadata = stored(world, "weekly-sales/Weekly-Sales.xlsx").metadata
         assert metadata["looker_webhook_id"] == "second-2"
         assert metadata["looker_user_buckets"] == world.bucket
-        assert metadata["looker_scheduled_plan_id"] == str(body["scheduled_plan"]["scheduled_plan_id"])
+        assert metadata["looker_scheduled_plan_id"] == str(
+            body["scheduled_plan"]["scheduled_plan_id"]
+        )
 
     def test_a_failed_replace_leaves_the_previous_object_whole(
         self, world: Deployment, monkeypatch: pytest.MonkeyPatch
