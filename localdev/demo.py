@@ -30,7 +30,8 @@ from localdev.csek_proxy import CsekProxy
 from localdev.download_server import DownloadServer
 from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
-from localdev.lifecycle import free_port
+from localdev.lifecycle import free_port, stop_on_signals
+from localdev.replay import DEFAULT_DOWNLOAD_PORT
 from localdev.sheet_picture import first_sheet_png
 from localdev.shown import shown
 from localdev.single import OneService
@@ -139,6 +140,31 @@ def _serve(stack: ExitStack, env: dict[str, str], single: bool) -> dict[str, str
     return {name: functions.url(name) for name in FUNCTIONS}
 
 
+def _try_it(urls: dict[str, str], token: str, output: Path) -> None:
+    """With --keep: where everything is, the throwaway token, and a replay line for a sample of
+    each function that works pasted as printed."""
+    base = urls["action_list"]
+    form = urls.get("action_form", f"{base}form")
+    execute = urls.get("action_execute", f"{base}execute")
+    sample = output / "sample-dashboard.zip"  # what the URL delivery downloads
+    sample.write_bytes(
+        base64.b64decode(payload("execute_dashboard_push.json")["body"]["attachment"]["data"])
+    )
+    shown_sample = os.path.relpath(sample) if sample.is_relative_to(Path.cwd()) else str(sample)
+    replay = f"LOOKER_ACTION_TOKEN={token} ./dev replay samples/payloads"
+    print("\nEverything keeps running until Ctrl-C (or a plain kill): then it all stops.")
+    print(f"  hub (list) {base}\n  form       {form}\n  execute    {execute}")
+    print(f"  token      {token}  (throwaway: this run only)")
+    print("Try it, from another terminal in this folder (each line works as printed):")
+    print(f"  {replay}/list.json --url {base}")
+    print(f"  {replay}/form.json --url {form}")
+    print(f"  {replay}/execute_dashboard_push.json --url {execute}")
+    print(f"  {replay}/execute_look_push.json --url {execute}")
+    print(f"  {replay}/execute_dashboard_url.json --url {execute} --download-file {shown_sample}")
+    print("Each export lands encrypted in the stand-in bucket; this demo decrypts only its own.",
+          flush=True)  # fmt: skip
+
+
 def _exports(urls: dict[str, str], looker: DownloadServer, token: str) -> dict[str, str] | None:
     """Plays Looker: list, form, then each send; the stored object's URI by send, None on failure."""
     headers = payload("list.json")["headers"]
@@ -218,6 +244,7 @@ def main() -> int:
         "--output", type=Path, default=OUTPUT, help="where the workbooks go (default demo-output/)"
     )
     args = parser.parse_args()
+    stop_on_signals()
 
     token = secrets.token_urlsafe(24)
     key = os.urandom(32)
@@ -238,13 +265,16 @@ def main() -> int:
             "GCS_ENCRYPTION_KEY": base64.b64encode(key).decode(),
             "PUBSUB_TOPIC": topic,
             "ALLOWED_BUCKETS": BUCKET,
-            "LOOKER_DOWNLOAD_HOSTS": looker.url.split("//", 1)[1].rstrip("/"),
+            # With --keep, also `./dev replay --download-file`'s server (its default port).
+            "LOOKER_DOWNLOAD_HOSTS": looker.url.split("//", 1)[1].rstrip("/")
+            + (f",127.0.0.1:{DEFAULT_DOWNLOAD_PORT}" if args.keep else ""),
             "ALLOW_HTTP_DOWNLOADS": "1",
             "STORAGE_EMULATOR_HOST": proxy.url,
             "PUBSUB_EMULATOR_HOST": pubsub.host_port,
             "GOOGLE_CLOUD_PROJECT": PROJECT,
         }
-        exports = _exports(_serve(stack, env, args.single), looker, token)
+        urls = _serve(stack, env, args.single)
+        exports = _exports(urls, looker, token)
         if exports is None:
             return 1
         output = args.output.resolve()
@@ -254,7 +284,7 @@ def main() -> int:
         for path in kept:
             print(f"  {path.name}")
         if args.keep:
-            print("Everything keeps running; Ctrl-C stops it all.")
+            _try_it(urls, token, output)
             try:
                 while True:
                     time.sleep(3600)

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from localdev.lifecycle import Service, free_port
+from localdev.lifecycle import Service, end, free_port
 
 if TYPE_CHECKING:  # imported lazily at run time: FakeGcs users should not pay for gRPC
     from google.cloud import pubsub_v1
@@ -244,14 +244,8 @@ class _ChildProcess(Service):
         proc, self._proc = self._proc, None
         with _LIVE_LOCK:
             _LIVE.discard(self)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc is not None:
+            end(proc)  # its whole group: the emulator and anything it started
 
     def stop(self) -> None:
         """End the child (SIGTERM, then SIGKILL after 5 s). Safe to call twice."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Self
 
 from deploy.stage import stage as staged
-from localdev.lifecycle import Service, free_port, wait_until_answering
+from localdev.lifecycle import Service, end, free_port, spawn, wait_until_answering
 from shared.integration import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ class LocalFunctions(Service):
             self.ports[function] = port
             log = (self.log_dir / f"{function}.log").open("wb")
             self._children.append(
-                subprocess.Popen(
+                spawn(
                     [
                         sys.executable,
                         "-m",
@@ -80,11 +80,7 @@ class LocalFunctions(Service):
             )
 
     def stop(self) -> None:
-        for child in self._children:
-            child.terminate()
-        for child in self._children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        self._children.clear()
+        """Each function's whole process group: SIGTERM, then SIGKILL for what stays."""
+        children, self._children = self._children, []
+        for child in children:
+            end(child)

@@ -1,18 +1,77 @@
 """What every local server shares: start() / stop() and `with`, a socketserver served from a
-thread, a free port, and waiting until an HTTP server answers."""
+thread, a free port, waiting until an HTTP server answers; child processes started in a group
+of their own and stopped whole; and commands that stop what they started on any signal."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import socketserver
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from types import TracebackType
-from typing import Self
+from collections.abc import Callable, Sequence
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+GRACE = 5.0  # seconds a child group has to stop after SIGTERM, before SIGKILL
+
+
+def spawn(argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """A child in a process group of its own, with whatever it starts (a gunicorn's workers):
+    `end` stops the whole group, and a terminal's Ctrl-C reaches only the command, which then
+    stops it in order."""
+    return subprocess.Popen(list(argv), start_new_session=True, **popen)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def end(child: subprocess.Popen[bytes], grace: float = GRACE) -> int | None:
+    """SIGTERM to the child's whole group; SIGKILL to all of it that is still there after
+    `grace` seconds (a worker that ignores SIGTERM included). The child's exit status."""
+    pgid = child.pid  # spawn made it the leader of its own group
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (child.poll() is None or _group_alive(pgid)):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    try:
+        return child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a `kill`, a closing terminal, `timeout`, a process manager) end this
+    command as Ctrl-C does: by an exception, so every `finally` and `with` stops what it
+    started. Once stopping, further signals are ignored, so a second one cannot cut it short."""
+
+    def stopping(signum: int, _frame: FrameType | None) -> None:
+        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(other, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        for other in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(other, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGHUP, stopping)
+    signal.signal(signal.SIGINT, interrupted)
 
 
 class Service(ABC):

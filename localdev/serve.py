@@ -15,6 +15,7 @@ import sys
 import time
 
 from localdev.functions import ROOT, LocalFunctions
+from localdev.lifecycle import stop_on_signals
 from localdev.single import OneService
 from shared.integration import FUNCTIONS
 
@@ -35,6 +36,7 @@ def main() -> int:
         "--port", type=int, help="the (first) port (default 8081; with --single 8080)"
     )
     args = parser.parse_args()
+    stop_on_signals()
     if args.single:
         service = OneService(os.environ, ROOT / ".local", port=args.port or 8080).start()
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from deploy.stage import stage
-from localdev.lifecycle import Service, free_port, wait_until_answering
+from localdev.lifecycle import Service, end, free_port, spawn, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ class OneService(Service):
     def start(self) -> Self:
         stage_single(self.work_dir / "build")
         with self.log_path.open("wb") as log:
-            self._child = subprocess.Popen(
+            self._child = spawn(
                 self.command(),
                 cwd=self.bundle,
                 env=self.env,
@@ -89,10 +89,4 @@ class OneService(Service):
         child, self._child = self._child, None
         if child is None:
             return None
-        child.terminate()
-        try:
-            return child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            return None
+        return end(child, grace=30)  # gunicorn lets requests in flight finish, up to this
