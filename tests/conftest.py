@@ -3,6 +3,9 @@ the staged function's folder is where it is deployed."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -30,3 +33,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.system)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves nothing running: after every fixture is torn down, any process this run
+    started and did not stop is named, ended, and fails the run."""
+    from tests.support.processes import alive, command_line, descendants
+
+    left = sorted(alive(descendants(os.getpid())))
+    if not left:
+        return
+    named = [f"{pid}: {command_line(pid)}" for pid in left]
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    sys.stderr.write(
+        "\nThe test run left these running (now killed):\n  " + "\n  ".join(named) + "\n"
+    )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -19,40 +19,10 @@ import pytest
 
 from localdev.lifecycle import free_port, wait_until_answering
 from tests.support.handlers import TOKEN
+from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.system
 REPO = Path(__file__).resolve().parent.parent
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process under `pid`, by parent links (children in sessions of their own too)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    left = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            left.add(pid)
-    return left
 
 
 def listening(port: int) -> bool:
