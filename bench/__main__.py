@@ -436,7 +436,10 @@ def write_results(text: str, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the smoke size, one round")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="the smoke size, one round; writes no results (unless --write names a file)",
+    )  # fmt: skip
     parser.add_argument("--sizes", default="small,medium,large")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--level", type=int, default=6, help="zlib level of ours (as deployed)")
@@ -466,8 +469,11 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    if not args.no_write:
+    # A smoke run proves the paths work; its figures are not results, so BENCHMARKS.md is left.
+    if args.write or not (args.no_write or args.quick):
         write_results(text, args.write or RESULTS)
+    elif args.quick:
+        print(f"(--quick: a smoke run; {RESULTS.name} is left as it is)")
 
 
 if __name__ == "__main__":
