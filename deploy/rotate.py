@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -138,11 +139,39 @@ def _rewrite(bucket: Any, item: Any, old: bytes, new: bytes) -> None:
             return
 
 
+def _storage() -> Any:
+    """google-cloud-storage, or a sentence saying how to get it (the deploy needs none of it)."""
+    try:
+        from google.cloud import storage  # type: ignore[attr-defined]
+    except ModuleNotFoundError:
+        raise Failed(
+            f"rotation needs google-cloud-storage, which {sys.executable} lacks. Install it "
+            "(python3 -m pip install --require-hashes -r requirements.lock), or run with the "
+            "project's own: PYTHON=.venv/bin/python scripts/rotate-key.sh ... (./dev check makes "
+            ".venv)"
+        ) from None
+    return storage
+
+
+def _client(project: str) -> Any:
+    """A storage client on Application Default Credentials, or a sentence saying how to set
+    them up (the same account must be able to read and write the bucket's objects)."""
+    storage = _storage()
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return storage.Client(project=project)
+    except DefaultCredentialsError:
+        raise Failed(
+            "no Google credentials for the storage client (Application Default Credentials): "
+            "run `gcloud auth application-default login` as someone who may read and rewrite the "
+            "bucket's objects, then run this again"
+        ) from None
+
+
 def rotate(v: Values, old: bytes, new: bytes, out: TextIO, client: Any = None) -> Tally:
     """Each object under the prefix, in name order: rewritten, skipped or left; a line each."""
-    from google.cloud import storage  # type: ignore[attr-defined]
-
-    client = client or storage.Client(project=v["project"])
+    client = client or _client(v["project"])
     bucket = client.bucket(v["bucket"])
     old_sha, new_sha = fingerprint(old), fingerprint(new)
     print(
@@ -181,6 +210,7 @@ def run(v: Values, env: Mapping[str, str], out: TextIO) -> int:
     problem = bucket_name_problem(v["bucket"])
     if problem:
         raise UsageError(f"--bucket '{v['bucket']}' {problem}")
+    _storage()  # before anything is read: say what is missing first
     old, new = keys(v, env)
     tally = rotate(v, old, new, out)
     print(tally.summary(), file=out)

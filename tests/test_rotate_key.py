@@ -149,3 +149,35 @@ def test_a_bad_key_is_refused_before_anything(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and said in proc.stderr
+
+
+def _rotate_script(tmp_path: Path, python: str, **env: str) -> subprocess.CompletedProcess[str]:
+    keys = {"GCS_ENCRYPTION_KEY_OLD": base64.b64encode(bytes(32)).decode(),
+            "GCS_ENCRYPTION_KEY_NEW": base64.b64encode(bytes([1]) * 32).decode()}  # fmt: skip
+    # All on loopback: google-auth would otherwise look for a metadata server.
+    quiet = {
+        "NO_GCE_CHECK": "True",
+        "GCE_METADATA_HOST": "127.0.0.1:9",
+        "GCE_METADATA_IP": "127.0.0.1:9",
+    }
+    return subprocess.run(
+        [str(REPO / "scripts" / "rotate-key.sh"), "--project=acme-looker", "--bucket=acme-exports"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": python, **keys, **quiet, **env},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_without_the_library_it_says_what_to_install(tmp_path: Path) -> None:
+    bare = tmp_path / "python-without-site-packages"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # no installed packages
+    bare.chmod(0o755)
+    done = _rotate_script(tmp_path, str(bare))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "rotation needs google-cloud-storage" in done.stderr
+    assert "pip install --require-hashes -r requirements.lock" in done.stderr
+
+
+def test_without_credentials_it_says_how_to_log_in(tmp_path: Path) -> None:
+    done = _rotate_script(tmp_path, sys.executable)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "gcloud auth application-default login" in done.stderr
