@@ -17,7 +17,7 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
 from action_execute.budget import shown
-from action_execute.record import Export
+from action_execute.record import Export, plural
 from shared import logs
 from shared.mail import SmtpSettings
 
@@ -38,10 +38,6 @@ def _one_line(text: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
 def compose(export: Export, sender: str) -> EmailMessage:
     """The notice for `export`, to the address the user gave in the form."""
     order, sheets, noun = export.order, export.sheets, export.noun
@@ -57,8 +53,8 @@ def compose(export: Export, sender: str) -> EmailMessage:
         total = sum(s.rows for s in sheets)
         lines += [
             "",
-            f"{_plural(len(sheets), 'worksheet')}, {_plural(total, 'row')} in all:",
-            *(f"  - {_one_line(s.name, 100)}: {_plural(s.rows, 'row')}" for s in sheets),
+            f"{plural(len(sheets), 'worksheet')}, {plural(total, 'row')} in all:",
+            *(f"  - {_one_line(s.name, 100)}: {plural(s.rows, 'row')}" for s in sheets),
         ]
     if order.url:
         lines += ["", f"{noun.capitalize()}: {_one_line(order.url, 2000)}"]

@@ -23,6 +23,11 @@ CHANGES: dict[workbook.Change, str] = {
 }
 
 
+def plural(count: int, word: str) -> str:
+    """A count in English: `1 sheet`, `3 sheets`, `40,000 rows`."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def origin(order: ExportOrder) -> dict[str, str | None]:
     """Where the export came from: Looker's request type, the content's title and URL, the
     query, who asked for it and which delivery it was."""
@@ -89,7 +94,7 @@ class Export:
         where = ", ".join(f"'{c['sheet']}'!{c['cell']}" for c in first)
         more = ", ..." if count > len(first) else ""
         named = f": {where}{more}" if first else ""
-        return f"{count} cell{'s' if count != 1 else ''} {CHANGES[kind]}{named}"
+        return f"{plural(count, 'cell')} {CHANGES[kind]}{named}"
 
     @property
     def summary(self) -> str:
@@ -98,6 +103,7 @@ class Export:
         if self.sheets is None:
             return f"{stored.gcs_uri} (the file as Looker sent it, {stored.size:,} bytes)"
         rows = workbook.total_rows(self.sheets)
-        return f"{stored.gcs_uri} ({len(self.sheets)} sheets, {rows} rows)" + "".join(
-            f"; {self._changed(kind)}" for kind in CHANGES if self.count(kind)
+        return (
+            f"{stored.gcs_uri} ({plural(len(self.sheets), 'sheet')}, {plural(rows, 'row')})"
+            + "".join(f"; {self._changed(kind)}" for kind in CHANGES if self.count(kind))
         )

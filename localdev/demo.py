@@ -71,16 +71,26 @@ def payload(name: str) -> dict[str, Any]:
 
 
 def preview(data: bytes, rows: int = 5) -> list[str]:
-    """Each sheet's first rows as the workbook shows them (its number formats applied)."""
+    """Each sheet's first rows as the workbook shows them (its number formats applied), and how
+    many rows it leaves out (the totals row, where there is one, among them)."""
     import openpyxl
 
     lines = []
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
     for sheet in workbook.worksheets:
         lines.append(f"  [{sheet.title}]")
-        for row in sheet.iter_rows(max_row=rows):
-            cells = [shown(c.value, c.number_format) for c in row if hasattr(c, "number_format")]
-            lines.append("    " + " | ".join(cells))
+        count = 0
+        for count, row in enumerate(sheet.iter_rows(), start=1):
+            if count <= rows:
+                cells = [
+                    shown(c.value, c.number_format) for c in row if hasattr(c, "number_format")
+                ]
+                lines.append("    " + " | ".join(cells))
+        if count > rows:
+            left = count - rows
+            lines.append(
+                f"    ... and {left} more row{'' if left == 1 else 's'} (open the file to see them)"
+            )
     return lines
 
 

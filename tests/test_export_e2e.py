@@ -123,7 +123,7 @@ class TestNothingHalfWritten:
         monkeypatch.setenv("UPLOAD_CHUNK_BYTES", str(256 * 1024))
         status, result = execute(push_body(world, big_zip(40_000, then_bad=False)))
         assert status == 200, result
-        assert result["message"].endswith("(1 sheets, 40000 rows)")
+        assert result["message"].endswith("(1 sheet, 40,000 rows)")
         data = world.workbook(only_object(world))
         rows = sheets_by_calamine(data)["Big"]
         assert len(rows) == 40_001 and rows[0] == ["id", "text", "amount"]

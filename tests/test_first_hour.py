@@ -73,6 +73,12 @@ def test_the_preview_shows_what_a_spreadsheet_shows(demo: tuple[Path, str], tmp_
         assert [office._trimmed(row) for row in rows] == theirs[name], name
     assert "$1.92 | 0.26% | 17,769,563 | ($1,234.50)" in printed
     assert "\n".join(preview(data)) in printed
+    # What the preview leaves out, it says: each sheet's rows past the first five, totals too.
+    for name, rows in ours.items():
+        left = len(rows) - 5
+        if left > 0:
+            assert f"[{name}]" in printed
+            assert f"... and {left} more row{'' if left == 1 else 's'}" in "\n".join(preview(data))
 
 
 def _rows_shown(sheet: Any) -> list[list[str]]:

@@ -80,7 +80,7 @@ class TestLooks:
         name = only_object(world)
         assert name.startswith("regional-revenue/") and "/Revenue-by-Region_" in name
         assert name.endswith(".xlsx")
-        assert result == looker_answer(True, f"gs://{world.bucket}/{name} (1 sheets, 3 rows)")
+        assert result == looker_answer(True, f"gs://{world.bucket}/{name} (1 sheet, 3 rows)")
         assert_look_workbook(world.workbook(name))
         ((message, _),) = world.messages()
         assert message["action_type"] == "query" and message["format"] == "xlsx"
@@ -443,7 +443,7 @@ def test_a_large_look_by_url_converts_in_flat_memory(
     finally:
         tracemalloc.stop()
     assert status == 200, result
-    assert result["message"].endswith("(1 sheets, 250000 rows)")
+    assert result["message"].endswith("(1 sheet, 250,000 rows)")
     assert peak < len(data) / 3, (peak, len(data))
     workbook = world.workbook(only_object(world))
     with zipfile.ZipFile(io.BytesIO(workbook)) as archive:

@@ -97,7 +97,7 @@ def assert_no_cross_talk(
         assert name.startswith(f"subject-{i:02d}/") and name.split("/")[-1].startswith(
             f"Dashboard-{i:02d}_"
         )
-        assert looker == looker_answer(True, f"gs://{world.bucket}/{name} (1 sheets, {rows} rows)")
+        assert looker == looker_answer(True, f"gs://{world.bucket}/{name} (1 sheet, {rows:,} rows)")
         assert message["subject_name"] == f"subject-{i:02d}"
         assert message["scheduled_plan_id"] == str(1000 + i)
         assert message["sheets"] == [{"name": f"Tile {i:02d}", "rows": rows}]
