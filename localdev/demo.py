@@ -32,7 +32,7 @@ from localdev.emulators import FakeGcs, PubSubEmulator
 from localdev.functions import LocalFunctions
 from localdev.lifecycle import free_port, stop_on_signals
 from localdev.replay import DEFAULT_DOWNLOAD_PORT
-from localdev.sheet_picture import first_sheet_png
+from localdev.sheet_picture import NOT_INSTALLED, first_sheet_png
 from localdev.shown import shown
 from localdev.single import OneService
 from shared.integration import FUNCTIONS
@@ -238,9 +238,12 @@ def _kept(exports: dict[str, str], messages: dict[str, dict[str, Any]], proxy: C
             print("\n".join(preview(data)))
         if send == FORMATTED:
             png = files[0].with_suffix(".png")
-            if not first_sheet_png(files[0], png):
+            why_not = first_sheet_png(files[0], png)
+            if why_not == NOT_INSTALLED:
                 print("  (a picture of its first sheet needs LibreOffice: apt-get install "
                       "libreoffice-calc-nogui, or install LibreOffice, then run again)")  # fmt: skip
+            elif why_not:
+                print(f"  (no picture of its first sheet: {why_not})")
             else:
                 kept.append(png)
     return kept

@@ -60,29 +60,45 @@ def office() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def first_sheet_png(xlsx: Path, png: Path) -> bool:
-    """The workbook's first sheet, printed as a user sees the grid, as a PNG; False without
-    LibreOffice (or when it printed nothing)."""
+NOT_INSTALLED = "LibreOffice is not installed"
+
+
+def first_sheet_png(xlsx: Path, png: Path) -> str | None:
+    """The workbook's first sheet, printed as a user sees the grid, as a PNG. None when drawn;
+    else why not: NOT_INSTALLED, or LibreOffice's own words when it ran and printed nothing (a
+    first launch, setting up its profile, sometimes does: it is tried twice)."""
     found = office()
     if found is None:
-        return False
+        return NOT_INSTALLED
     import pypdfium2
 
     with tempfile.TemporaryDirectory() as work:
         printable = Path(work, xlsx.name)
         with_print_gridlines(xlsx, printable)
-        subprocess.run(
-            [found, f"-env:UserInstallation={Path(work, 'profile').as_uri()}", "--headless",
-             "--norestore", "--convert-to", "pdf", "--outdir", work, str(printable)],
-            capture_output=True, timeout=180, check=False,
-        )  # fmt: skip
         pdf = printable.with_suffix(".pdf")
+        said = ""
+        for _attempt in range(2):
+            try:
+                done = subprocess.run(
+                    [found, f"-env:UserInstallation={Path(work, 'profile').as_uri()}", "--headless",
+                     "--norestore", "--convert-to", "pdf", "--outdir", work, str(printable)],
+                    capture_output=True, text=True, errors="replace", timeout=180, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                said = "it did not finish within 180 s"
+                continue
+            if pdf.exists():
+                break
+            words = (done.stderr or done.stdout).strip().splitlines()
+            said = f"exit status {done.returncode}" + (
+                f": {' / '.join(words[-3:])}" if words else ""
+            )
         if not pdf.exists():
-            return False
+            return f"LibreOffice ({found}) ran but printed nothing ({said})"
         document = pypdfium2.PdfDocument(pdf)
         try:
             image = document[0].render(scale=2).to_pil().convert("RGB")
         finally:
             document.close()
     trim(image).save(png)
-    return True
+    return None

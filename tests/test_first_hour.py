@@ -4,11 +4,13 @@ one service runs locally in one command, and every relative link in the docs res
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +207,45 @@ def _anchors(page: Path) -> set[str]:
 def test_dev_help_names_the_demos_options() -> None:
     help_text = subprocess.run([str(REPO / "dev"), "help"], capture_output=True, text=True).stdout
     assert "--keep" in help_text and "--single" in help_text and "demo-output/" in help_text
+
+
+def test_a_failed_libreoffice_is_told_apart_from_a_missing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localdev import sheet_picture
+
+    book = tmp_path / "b.xlsx"
+    sink = io.BytesIO()
+    import action_execute.workbook as workbook
+
+    workbook.write_workbook([("S", [["a"], ["1"]])], sink)
+    book.write_bytes(sink.getvalue())
+    monkeypatch.setattr(sheet_picture, "office", lambda: None)
+    assert sheet_picture.first_sheet_png(book, tmp_path / "p.png") == sheet_picture.NOT_INSTALLED
+    # An office that runs and fails, as a broken first launch does: its own words are shown.
+    broken = tmp_path / "soffice"
+    broken.write_text(
+        "#!/bin/sh\necho 'javaldx: Could not find a Java Runtime Environment!' >&2\nexit 81\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setattr(sheet_picture, "office", lambda: str(broken))
+    said = sheet_picture.first_sheet_png(book, tmp_path / "p.png")
+    assert said and "ran but printed nothing (exit status 81" in said
+    assert "Could not find a Java Runtime Environment" in said
+
+
+def test_the_captions_cite_only_values_the_picture_shows() -> None:
+    """Each value the captions of docs/workbook.png cite is in the sample it is drawn from (the
+    formatted payload's tiles)."""
+    from tests.support.handlers import payload
+
+    attachment = payload("execute_dashboard_formatted_push.json")["body"]["attachment"]["data"]
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(attachment))) as archive:
+        sample = " ".join(archive.read(name).decode() for name in archive.namelist())
+    readme = (REPO / "README.md").read_text()
+    captions = [readme.split("(docs/workbook.png)", 1)[1].split("\n\n")[1]]
+    captions += [p for p in (REPO / "docs" / "workbook.md").read_text().split("\n\n")
+                 if "bold totals row" in p]  # fmt: skip
+    cited = [v for c in captions for v in re.findall(r"`(\(?\$[\d,.]+\)?|[\d.]+%|[\d.]+K)`", c)]
+    assert len(cited) >= 6, cited
+    assert [v for v in cited if v not in sample] == []
