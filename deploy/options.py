@@ -14,6 +14,7 @@ shell changes a deploy. A switch's variable takes the functions' words for on an
 
 from __future__ import annotations
 
+import difflib
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +97,9 @@ def parse(
         option = by_flag.get(flag)
         if option is None:
             if arg.startswith("--"):
-                raise UsageError(f"unknown option: {flag} (see --help)")
+                near = difflib.get_close_matches(flag, list(by_flag), n=1)
+                hint = f"did you mean {near[0]}?" if near else "see --help"
+                raise UsageError(f"unknown option: {flag} ({hint})")
             raise UsageError(f"unexpected argument: '{arg}' (options are --name=value; see --help)")
         if option.switch:
             if eq:

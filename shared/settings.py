@@ -118,9 +118,12 @@ def _download_hosts(reader: Reader) -> tuple[str, ...]:
     hosts = reader.csv_list("LOOKER_DOWNLOAD_HOSTS")
     for host in hosts:
         if not DOWNLOAD_HOST.match(host):
+            bare = urlsplit(host if "//" in host else f"//{host}").netloc
+            fixed = f": {bare}" if bare and bare != host and DOWNLOAD_HOST.match(bare) else ""
             reader.fail(
                 "LOOKER_DOWNLOAD_HOSTS",
-                f"{host!r} is not a host (give host, host:port or *.domain; no scheme or path)",
+                f"{host!r} is not a host (give host, host:port or *.domain; no scheme or path)"
+                + (f"; did you mean{fixed}?" if fixed else ""),
             )
     return hosts
 

@@ -35,3 +35,13 @@ def test_values_come_back_stripped_and_a_hidden_choice_is_still_refused() -> Non
     with pytest.raises(FormError) as caught:
         fields.checked({**good, "overwrite": "yes"}, fields.Context(EVERYTHING.buckets))
     assert "ALLOW_OVERWRITE=1" in caught.value.errors["overwrite"]
+
+
+def test_the_bucket_rule_says_what_it_accepts() -> None:
+    """The words of a refusal state the whole rule: a dotted name it accepts is not refused by
+    its own words (exports.acme.com is 16 characters with dots)."""
+    from shared.buckets import RULE, bucket_name_problem
+
+    assert bucket_name_problem("exports.acme.com") is None
+    assert "dots" in RULE and "222" in RULE and "'.'" in RULE
+    assert bucket_name_problem("Exports") == f"is not a valid bucket name ({RULE})"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.buckets import RULE
 from tests.support.catalogue import (
     Watch,
     assert_exported,
@@ -46,13 +47,13 @@ def refused_field(world: Deployment, watch: Watch, field: str, value: Any, probl
         ("   ", "Choose the bucket to save the file in"),
         (
             "Bad Bucket!",
-            "'Bad Bucket!' is not a valid bucket name (3-63 lowercase letters, digits, '-' or '_')",
+            f"'Bad Bucket!' is not a valid bucket name ({RULE})",
         ),
         (
             "b" * 64,
-            f"'{'b' * 64}' is not a valid bucket name (3-63 lowercase letters, digits, '-' or '_')",
+            f"'{'b' * 64}' is not a valid bucket name ({RULE})",
         ),
-        ("../other", "'../other' is not a valid bucket name"),
+        ("../other", f"'../other' is not a valid bucket name ({RULE})"),
         ("192.168.1.10", "'192.168.1.10' is an IP address, which a bucket name cannot be"),
         (
             "my-google-exports",
