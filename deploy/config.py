@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from deploy import regions
 from deploy.options import ALL, EXECUTE, FORM, LIST, Option, UsageError, Values
 from shared.callers import Callers
 from shared.reader import SECRET_NAME, Reader
@@ -43,7 +44,9 @@ OPTIONS = (
     Option("--project", help="the project ID. Required."),
     Option("--topic", help="projects/P/topics/T, or a bare topic name T (made projects/PROJECT/"
       "topics/T). Required.", setting="PUBSUB_TOPIC", readers=(EXECUTE,)),
-    Option("--region", "us-central1", "the functions' region"),
+    Option("--region", "us-central1", "the functions' region (one of deploy/regions.py)"),
+    Option("--any-region", help="take a --region not in deploy/regions.py (one Google added "
+      "since)", switch=True),
     Option("--service-account", help="the runtime identity of all three (default "
       "looker-action@PROJECT.iam.gserviceaccount.com; it must exist)"),
     Option("--prefix", help="prepended to the function names"),
@@ -211,6 +214,9 @@ def check_names(v: Values, secret_flags: tuple[str, ...]) -> None:
     """The region and the secrets' names: deploy's and set-up's alike."""
     if not _REGION.match(v["region"]):
         raise UsageError(f"--region '{v['region']}' is not a region name (e.g. us-central1)")
+    unlisted = regions.problem(v["region"])
+    if unlisted and not v.on("any_region"):
+        raise UsageError(unlisted)
     for flag in secret_flags:
         name = v[Option(flag).key]
         if name and not SECRET_NAME.match(name):
@@ -330,9 +336,12 @@ def ingress(v: Values) -> str:
     if chosen not in INGRESS:
         raise UsageError(f"--ingress '{chosen}' must be one of: {', '.join(INGRESS)}")
     if chosen == "internal-and-load-balancer" and not public_url(v):
+        why = (f"--trusted-proxy-hops={hops} says a load balancer stands in front, so ingress is "
+               "limited to it (--ingress=internal-and-load-balancer)" if not v["ingress"]
+               else f"--ingress={chosen} admits only the load balancer's traffic")  # fmt: skip
         raise UsageError(
-            f"--ingress={chosen} needs --public-url=https://...: the function's own URL is closed "
-            "to Looker, so the hub must name the load balancer's"
+            f"{why}: Looker can reach the action only through the balancer, so the hub must name "
+            "the balancer's URL: give it with --public-url=https://..."
         )
     if chosen == "all" and hops >= 2:
         raise UsageError(

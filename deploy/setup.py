@@ -41,7 +41,7 @@ _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 POOL = "locations/global/workloadIdentityPools/github"
 # Deploy's options that set-up takes as they are and passes on in the deploy line it prints.
 PASSED_ON = tuple(BY_FLAG[flag] for flag in (
-    "--region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
+    "--region", "--any-region", "--token-secret", "--key-secret", "--download-hosts", "--user-buckets-attribute",
     "--allowed-source-ranges", "--trusted-proxy-hops", "--ingress", "--public-url",
     "--looker-instance-id", "--allow-overwrite", "--object-name-template", "--max-instances",
     "--gen1", "--gen2", "--single", "--kms-key",

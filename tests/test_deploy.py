@@ -373,6 +373,8 @@ def test_the_catalogue_covers_every_setting_the_functions_read() -> None:
         (("--memory=300", ), "not a memory size"),
         (("--gen1", "--execute-timeout=900s"), "between 1s and 540s (1st gen maximum; 2nd gen allows 3600s)"),
         (("--execute-timeout=3601s",), "between 1s and 3600s (2nd gen maximum)"),
+        (("--region=europe-west99",), "not a region Cloud Run functions run in; the closest is europe-west9"),
+        (("--region=us-centrall1",), "the closest is us-central1"),
         (("--key-secret=projects/p/secrets/k/versions/1",), "not a Secret Manager secret name"),
         (("--smtp-host=smtp.acme.com", "--smtp-from=x@acme.com", "--smtp-user=u"), "needs --smtp-password-secret"),
         (("--execute-env=PUBSUB_TOPIC=x",), "PUBSUB_TOPIC is set by deploy itself: use --topic"),
@@ -591,3 +593,7 @@ def test_shell_scripts_are_thin_and_shellcheck_clean() -> None:
         [shellcheck, "--severity=style", *map(str, scripts)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_region_google_added_since_goes_with_any_region() -> None:
+    assert deployment_of(*BASE, "--region=mars-north1", "--any-region").region == "mars-north1"

@@ -59,8 +59,12 @@ def test_ingress_all_behind_a_load_balancer_is_refused_in_one_sentence() -> None
     said = str(caught.value)
     assert said.startswith("--ingress=all with --trusted-proxy-hops=2 is refused: ")
     assert "forged" in said and said.count(". ") == 0
-    with pytest.raises(UsageError, match="needs --public-url"):
-        deployment_of(*BASE, "--trusted-proxy-hops=2")  # the hub would name closed URLs
+    # The hub would name closed URLs; the user typed no --ingress, so the reason names the hops.
+    with pytest.raises(UsageError, match=r"--trusted-proxy-hops=2 says a load balancer stands in "
+                       r"front.*give it with --public-url"):  # fmt: skip
+        deployment_of(*BASE, "--trusted-proxy-hops=2")
+    with pytest.raises(UsageError, match=r"--ingress=internal-and-load-balancer admits only"):
+        deployment_of(*BASE, "--ingress=internal-and-load-balancer")
     with pytest.raises(UsageError, match="must be one of: all, internal-and-load-balancer"):
         deployment_of(*BASE, "--ingress=private")
 
