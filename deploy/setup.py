@@ -24,7 +24,7 @@ from deploy.config import BY_FLAG, EMAIL
 from deploy.config import OPTIONS as DEPLOY_OPTIONS
 from deploy.envfile import config_path, shown_path
 from deploy.options import Option, UsageError, Values, parse
-from deploy.run import Failed, Runner
+from deploy.run import Failed
 from deploy.setup_runner import SetupRunner
 from deploy.wiring import deployment
 from shared.buckets import bucket_name_problem
@@ -160,8 +160,11 @@ def checked(v: Values) -> Setup:
     return found
 
 
-def _step(runner: Runner, title: str) -> None:
-    runner.say(f"\n# {title}")
+def _step(runner: SetupRunner, title: str) -> None:
+    """A section's heading, numbered in the order the sections run (some run only with an
+    option, so a number is never skipped)."""
+    runner.sections += 1
+    runner.say(f"\n# {runner.sections}. {title}")
 
 
 def _resources(s: Setup, r: SetupRunner) -> None:
@@ -169,33 +172,36 @@ def _resources(s: Setup, r: SetupRunner) -> None:
     apis = list(APIS)
     apis += ["cloudresourcemanager.googleapis.com"] if s.deployer else []
     apis += ["iamcredentials.googleapis.com", "sts.googleapis.com"] if s.github_repo else []
-    _step(r, "1. APIs")
+    _step(r, "APIs")
     r.command(["gcloud", "services", "enable", *apis, p])
-    _step(r, "2. Buckets (uniform bucket-level access, public access prevention)")
+    _step(r, "Buckets (uniform bucket-level access, public access prevention)")
     for b in s.buckets:
         r.ensure(f"bucket gs://{b}",
                  ["gcloud", "storage", "buckets", "describe", f"gs://{b}", p, "--format=value(name)"],
                  ["gcloud", "storage", "buckets", "create", f"gs://{b}", p, f"--location={s.location}",
                   "--uniform-bucket-level-access", "--public-access-prevention"])  # fmt: skip
-    _step(r, "3. Pub/Sub topic")
+    _step(r, "Pub/Sub topic")
     r.ensure(f"topic {s.topic}",
              ["gcloud", "pubsub", "topics", "describe", s.topic, p, "--format=value(name)"],
              ["gcloud", "pubsub", "topics", "create", s.topic, p])  # fmt: skip
-    _step(r, "4. Secrets (values generated here, never shown)")
+    _step(r, "Secrets (values generated here, never shown)")
     for secret in s.secrets:
         r.ensure(f"secret {secret}",
                  ["gcloud", "secrets", "describe", secret, p, "--format=value(name)"],
                  ["gcloud", "secrets", "create", secret, p, "--replication-policy=automatic"])  # fmt: skip
     r.secret_value(s.token_secret, s.project, "Looker action token", "token")
-    if s.key_secret in s.secrets and r.secret_value(
+    made = s.key_secret in s.secrets and r.secret_value(
         s.key_secret, s.project, "encryption key", "key"
-    ):
+    )
+    if made and not r.dry_run:  # only a key that now exists needs backing up
         print(BACKUP.format(secret=s.key_secret, project=s.project), file=r.err)
+    elif s.key_secret in s.secrets and r.dry_run:
+        r.say("# (a real run that makes the key then asks you, in a box, to back it up)")
 
 
 def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
     p = f"--project={s.project}"
-    _step(r, f"5. Runtime service account and its roles (exactly what {deploy} --grant-iam grants)")
+    _step(r, f"Runtime service account and its roles (exactly what {deploy} --grant-iam grants)")
     r.ensure(f"service account {s.account}",
              ["gcloud", "iam", "service-accounts", "describe", s.account, p, "--format=value(email)"],
              ["gcloud", "iam", "service-accounts", "create", s.account.partition("@")[0], p,
@@ -211,7 +217,7 @@ def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
     if s.deployer is None:
         return
     shape = "--single's Cloud Run service" if s.v.on("single") else "the three functions"
-    _step(r, f"6. Deployer service account for CI, with the roles to deploy {shape}")
+    _step(r, f"Deployer service account for CI, with the roles to deploy {shape}")
     r.ensure(f"service account {s.deployer}",
              ["gcloud", "iam", "service-accounts", "describe", s.deployer, p, "--format=value(email)"],
              ["gcloud", "iam", "service-accounts", "create", s.deployer_account, p,
@@ -223,7 +229,7 @@ def _accounts(s: Setup, r: SetupRunner, deploy: str) -> None:
 
 def _github(s: Setup, r: SetupRunner) -> None:
     p, repo = f"--project={s.project}", s.github_repo
-    _step(r, f"7. Workload Identity Federation for GitHub Actions ({repo}; no key files)")
+    _step(r, f"Workload Identity Federation for GitHub Actions ({repo}; no key files)")
     where = [p, "--location=global"]
     r.ensure("workload identity pool github",
              ["gcloud", "iam", "workload-identity-pools", "describe", "github", *where,
@@ -318,14 +324,12 @@ def carry_out(s: Setup, r: SetupRunner, deploy: str, prog: str = "setup") -> Non
     if s.github_repo:
         _github(s, r)
     if s.v["kms_key"]:
-        _step(
-            r, "8. The Cloud KMS key: Cloud Storage's service agent may encrypt and decrypt with it"
-        )
+        _step(r, "The Cloud KMS key: Cloud Storage's service agent may encrypt and decrypt with it")
         keys_alerts.grant_kms_key(r, s.project, s.v["kms_key"])
     if s.v["alert_email"]:
-        _step(r, f"9. An alert on failed exports, by e-mail to {s.v['alert_email']}")
+        _step(r, f"An alert on failed exports, by e-mail to {s.v['alert_email']}")
         keys_alerts.alert(r, s.project, s.v["alert_email"])
-    _step(r, "Done. Next step: deploy the functions")
+    r.say("\n# Done. Next step: deploy the functions")
     bare = deploy if path == config_path("") else f"{deploy} --config-file={shown_path(path)}"
     r.say(f"#   {bare}")
     r.say(f"# It reads {shown_path(path)} (commit it; CI deploys from it); the same as:")

@@ -28,6 +28,8 @@ class SetupRunner(Runner):
     """The runner, with set-up's own kinds of step: create if missing, a secret's first value,
     a binding retried while a new account appears."""
 
+    sections = 0  # the headings printed so far (setup._step numbers them)
+
     def secret_value(self, secret: str, project: str, what: str, kind: str) -> bool:
         """A first version of fresh randomness (MAKERS[kind]) unless the secret has an enabled
         one; whether one was made."""

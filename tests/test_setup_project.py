@@ -3,6 +3,7 @@ secrets' values never seen, and exactly the roles deploy --grant-iam grants (dep
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -196,3 +197,15 @@ def test_without_download_hosts_set_up_prints_a_push_only_deploy(tmp_path: Path)
                      "--dry-run"], tmp_path)  # fmt: skip
     assert run.rc == 0 and "YOUR-INSTANCE" not in run.stdout + (tmp_path / "deploy.env").read_text()
     assert "--download-hosts" not in run.stdout
+
+
+def test_the_dry_run_numbers_its_sections_in_order_and_makes_no_key_to_back_up(
+    tmp_path: Path,
+) -> None:
+    kms = f"--kms-key=projects/{PROJECT}/locations/us/keyRings/r/cryptoKeys/k"
+    run = setup(tmp_path, kms, "--alert-email=ops@acme.com", "--dry-run")
+    numbers = [int(n) for n in re.findall(r"^# (\d+)\. ", run.stdout, re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == 7
+    plain = setup(tmp_path / "plain", "--dry-run")
+    assert "BACK UP THE ENCRYPTION KEY NOW" not in plain.stdout + plain.stderr
+    assert "a real run that makes the key" in plain.stdout
