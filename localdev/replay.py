@@ -112,6 +112,13 @@ def post(url: str, headers: Mapping[str, str], data: bytes, timeout: float) -> t
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, ConnectionRefusedError):
+            raise ReplayError(
+                f"nothing listens at {url}: start the action first (./dev serve, or ./dev demo "
+                "--keep, which prints its URLs), or give the right one with --url"
+            ) from None
+        raise
 
 
 def show(status: int, answer: bytes) -> bool:

@@ -411,3 +411,18 @@ class TestReplayCommand:
         assert replay.default_url(Path("any.json"), {}) == "http://127.0.0.1:8081/"
         form = {"scheduled_plan": None, "attachment": None, "form_params": {}}
         assert replay.default_url(Path("any.json"), form) == "http://127.0.0.1:8082/"
+
+
+def test_replay_to_a_closed_port_says_nothing_listens_there(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localdev import replay
+    from localdev.lifecycle import free_port
+    from tests.support.handlers import PAYLOADS
+
+    monkeypatch.setenv("LOOKER_ACTION_TOKEN", "t0ken-for-a-closed-port")
+    url = f"http://127.0.0.1:{free_port()}/"
+    assert replay.main([str(PAYLOADS / "list.json"), "--url", url]) == 2
+    said = capsys.readouterr().err
+    assert f"nothing listens at {url}" in said and "./dev serve" in said
+    assert "URLError" not in said and "Errno" not in said
