@@ -38,7 +38,6 @@ from localdev.sheet_picture import trim, with_print_gridlines  # noqa: E402 - af
 
 SAMPLE = "execute_dashboard_formatted_push.json"
 PROJECT = "acme-looker-7"
-REGION = "us-central1"
 BUCKETS = ("acme-looker-exports", "acme-finance-exports")
 TOKEN = secrets.token_urlsafe(24)  # never leaves this process: the handlers run in-process
 HEADERS = {
@@ -183,11 +182,10 @@ def handler_answers(
 
     import functions_framework
 
-    base = f"https://{REGION}-{PROJECT}.cloudfunctions.net"
     env = {
         "LOOKER_ACTION_TOKEN": TOKEN,
-        "ACTION_FORM_URL": f"{base}/action_form",
-        "ACTION_EXECUTE_URL": f"{base}/action_execute",
+        "ACTION_FORM_URL": run_url("action_form"),
+        "ACTION_EXECUTE_URL": run_url("action_execute"),
         "ALLOWED_BUCKETS": ",".join(buckets),
     }
     form_body = json.loads((ROOT / "samples" / "payloads" / "form.json").read_text())["body"]
@@ -230,8 +228,9 @@ h2 { font-size: 15px; font-weight: 500; margin: 0 0 4px; }
 .field .req { color: #c5221f; }
 .field input, .field select { width: 100%; font: inherit; padding: 7px 9px; color: #262d33;
         border: 1px solid #c1c6cc; border-radius: 4px; background: #fff; }
-.field select[size] { padding: 0; }
-.field select option { padding: 5px 9px; }
+.choices { border: 1px solid #c1c6cc; border-radius: 4px; background: #fff; }
+.choice { padding: 5px 9px; }
+.choice.selected { background: #cfd3d8; }
 .field .help { color: #707781; font-size: 12px; margin-top: 4px; }
 .buttons { text-align: right; margin-top: 6px; }
 .buttons span { display: inline-block; padding: 7px 18px; border-radius: 4px; margin-left: 8px;
@@ -250,13 +249,13 @@ def _field_html(field: dict[str, Any]) -> str:
     star = ' <span class="req">*</span>' if field.get("required") else ""
     if field.get("type") == "select":
         default = field.get("default")
+        # Rows that wrap, not a native list box, which would cut a long label off.
         options = "".join(
-            f'<option value="{html.escape(o["name"])}"'
-            f"{' selected' if o['name'] == default else ''}>{html.escape(o['label'])}</option>"
+            f'<div class="choice{" selected" if o["name"] == default else ""}">'
+            f"{html.escape(o['label'])}</div>"
             for o in field.get("options", [])
         )
-        size = max(len(field.get("options", [])), 2)
-        control = f'<select name="{name}" size="{size}">{options}</select>'
+        control = f'<div class="choices" id="{name}">{options}</div>'
     else:
         placeholder = {"subject_name": "weekly-sales", "email": "ana@acme.com"}.get(
             field["name"], ""
@@ -314,11 +313,16 @@ def admin_html(listing: dict[str, Any], fields: list[dict[str, Any]], hub_url: s
 """
 
 
+def run_url(function: str) -> str:
+    """A 2nd gen function's URL as deploy reads it (serviceConfig.uri), in its shape."""
+    return f"https://{function.replace('_', '-')}-x7k2q9abcd-uc.a.run.app"
+
+
 def looker_picture(out: Path, work: Path) -> None:
     from PIL import Image
 
     listing, fields = handler_answers()
-    hub = f"https://{REGION}-{PROJECT}.cloudfunctions.net/action_list"
+    hub = run_url("action_list")
     page = work / "looker-admin.html"
     page.write_text(admin_html(listing, fields, hub))
     shot = work / "looker-admin-shot.png"
@@ -327,7 +331,7 @@ def looker_picture(out: Path, work: Path) -> None:
         raise SystemExit("chromium is needed for this picture (apt-get install chromium)")
     run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'chromium-profile'}",
-         "--window-size=1080,900", f"--screenshot={shot}", page.as_uri()],
+         "--window-size=1080,1100", f"--screenshot={shot}", page.as_uri()],
     )  # fmt: skip
     image = Image.open(shot).convert("RGB")
     bbox = _content_box(image, background=(244, 246, 249))
