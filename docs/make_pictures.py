@@ -251,11 +251,12 @@ def _field_html(field: dict[str, Any]) -> str:
         default = field.get("default")
         # Rows that wrap, not a native list box, which would cut a long label off.
         options = "".join(
-            f'<div class="choice{" selected" if o["name"] == default else ""}">'
+            f'<div class="choice{" selected" if o["name"] == default else ""}" role="option" '
+            f'data-value="{html.escape(o["name"])}" aria-selected="{str(o["name"] == default).lower()}">'
             f"{html.escape(o['label'])}</div>"
             for o in field.get("options", [])
         )
-        control = f'<div class="choices" id="{name}">{options}</div>'
+        control = f'<div class="choices" role="listbox" data-name="{name}">{options}</div>'
     else:
         placeholder = {"subject_name": "weekly-sales", "email": "ana@acme.com"}.get(
             field["name"], ""

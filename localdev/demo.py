@@ -143,8 +143,8 @@ def _serve(stack: ExitStack, env: dict[str, str], single: bool) -> dict[str, str
     ports = {name: free_port() for name in FUNCTIONS}
     env["ACTION_FORM_URL"] = f"http://127.0.0.1:{ports['action_form']}/"
     env["ACTION_EXECUTE_URL"] = f"http://127.0.0.1:{ports['action_execute']}/"
+    stack.callback(functions.stop)  # first: a signal that comes while they start stops them too
     functions.start(ports)
-    stack.callback(functions.stop)
     for name in ports:
         print(f"  {name}: {functions.url(name)}  (log: {functions.log_dir / (name + '.log')})")
     return {name: functions.url(name) for name in FUNCTIONS}

@@ -84,7 +84,11 @@ class Service(ABC):
     def stop(self) -> object: ...
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # a signal or a failure mid-start: stop what did start
+            self.stop()
+            raise
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

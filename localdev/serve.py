@@ -38,12 +38,10 @@ def main() -> int:
     args = parser.parse_args()
     stop_on_signals()
     if args.single:
-        service = OneService(os.environ, ROOT / ".local", port=args.port or 8080).start()
-        try:
+        # `with`: a signal that comes while it starts stops it too.
+        with OneService(os.environ, ROOT / ".local", port=args.port or 8080) as service:
             print(f"one service: {service.url}/  /form  /execute  (log: {service.log_path})")
             _wait_for_ctrl_c()
-        finally:
-            service.stop()
         return 0
     first = args.port or 8081
     ports = {name: first + i for i, name in enumerate(FUNCTIONS)}
@@ -53,8 +51,9 @@ def main() -> int:
         "ACTION_EXECUTE_URL": os.environ.get("ACTION_EXECUTE_URL")
         or f"http://127.0.0.1:{ports['action_execute']}/",
     }
-    functions = LocalFunctions(env).start(ports)
+    functions = LocalFunctions(env)
     try:
+        functions.start(ports)  # inside: a signal that comes while they start stops them too
         for name in FUNCTIONS:
             print(f"{name}: {functions.url(name)}  (log: {functions.log_dir / (name + '.log')})")
         _wait_for_ctrl_c()

@@ -103,3 +103,21 @@ def test_demo_keep_says_how_to_try_it_and_stops_on_sigterm(tmp_path: Path) -> No
             assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
         ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/", said)]
         assert_stops_whole(proc, signal.SIGTERM, sorted(set(ports)))
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_a_signal_while_it_starts_stops_what_did_start(single: bool) -> None:
+    first = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "localdev.serve",
+        "--port",
+        str(first),
+        *(["--single"] if single else []),
+    ]
+    with command(argv, SERVE_ENV) as proc:
+        deadline = time.monotonic() + 60
+        while not descendants(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert_stops_whole(proc, signal.SIGTERM, [first])

@@ -43,6 +43,7 @@ class Page(HTMLParser):
         self.inputs: list[dict[str, str | None]] = []
         self.selects: dict[str, list[tuple[str, str, bool]]] = {}
         self._select: str | None = None
+        self._open = 0  # divs open inside the current listbox
         self._option: dict[str, str | None] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -51,20 +52,25 @@ class Page(HTMLParser):
             self.images.append(a.get("src") or "")
         elif tag == "input":
             self.inputs.append(a)
-        elif tag == "select":
-            self._select = a.get("name") or ""
+        elif a.get("role") == "listbox":  # a choice list, drawn so that long labels wrap
+            self._select, self._open = a.get("data-name") or "", 0
             self.selects[self._select] = []
-        elif tag == "option":
+        elif a.get("role") == "option":
             self._option = a
+        if tag == "div" and self._select is not None:
+            self._open += 1
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "select":
-            self._select = None
+        if tag == "div" and self._select is not None:
+            self._open -= 1
+            if self._open == 0:  # the listbox's own end
+                self._select = None
 
     def handle_data(self, data: str) -> None:
         if self._option is not None and self._select is not None:
-            value = self._option.get("value") or ""
-            self.selects[self._select].append((value, data, "selected" in self._option))
+            value = self._option.get("data-value") or ""
+            selected = self._option.get("aria-selected") == "true"
+            self.selects[self._select].append((value, data, selected))
             self._option = None
         elif data.strip():
             self.text.append(data.strip())
