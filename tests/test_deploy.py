@@ -597,3 +597,18 @@ def test_shell_scripts_are_thin_and_shellcheck_clean() -> None:
 
 def test_a_region_google_added_since_goes_with_any_region() -> None:
     assert deployment_of(*BASE, "--region=mars-north1", "--any-region").region == "mars-north1"
+
+
+@pytest.mark.parametrize(
+    ("table", "typed", "meant"),
+    [("deploy", "--dowload-hosts=x", "--download-hosts"), ("deploy", "--regoin=x", "--region"),
+     ("setup", "--bucket=x", "--buckets")],
+)  # fmt: skip
+def test_a_mistyped_option_names_the_likely_one(table: str, typed: str, meant: str) -> None:
+    from deploy import setup
+
+    options = OPTIONS if table == "deploy" else setup.OPTIONS
+    with pytest.raises(
+        UsageError, match=rf"unknown option: {typed.split('=')[0]} \(did you mean {meant}\?\)"
+    ):
+        parse(options, [typed], {})

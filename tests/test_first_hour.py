@@ -249,3 +249,10 @@ def test_the_captions_cite_only_values_the_picture_shows() -> None:
     cited = [v for c in captions for v in re.findall(r"`(\(?\$[\d,.]+\)?|[\d.]+%|[\d.]+K)`", c)]
     assert len(cited) >= 6, cited
     assert [v for v in cited if v not in sample] == []
+
+
+def test_a_mistyped_dev_command_is_named_with_the_likely_one() -> None:
+    done = subprocess.run([str(REPO / "dev"), "hlep"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "unknown command 'hlep' (did you mean ./dev help?)" in done.stderr
+    assert done.stdout == ""  # not the help, as if it had been asked for
