@@ -9,20 +9,14 @@ from urllib.parse import urlsplit
 
 from deploy import regions
 from deploy.options import ALL, EXECUTE, FORM, LIST, Option, UsageError, Values
+from deploy.sizing import EXECUTE_CPU, EXPORT_MIB, IDLE_MIB, check_memory
 from shared.callers import Callers
 from shared.reader import SECRET_NAME, Reader
 from shared.settings import KMS_KEY_SHAPE, MAX_FUNCTION_TIMEOUT, PROJECT_ID
 
 RUNTIME = "python313"  # deprecated 2029-10-10 (python312: 2028-10-02); docs/deploying.md
-GEN1_MEMORY = ("128MB", "256MB", "512MB", "1024MB", "2048MB", "4096MB", "8192MB")
 GEN1_MAX_TIMEOUT, GEN2_MAX_TIMEOUT = 540, MAX_FUNCTION_TIMEOUT
 SERVICE_THREADS = 4  # gunicorn threads per worker (GUNICORN_THREADS), as gunicorn.conf.py defaults
-# What one action_execute instance holds (docs/size-and-time.md, "Memory"): idle, 81 MiB measured
-# (BENCHMARKS.md) rounded up for the platform's share; and each export at once, at most 128 MiB
-# over idle whatever the request (SECURITY.md: its pushed body, up to 32 MiB, and the conversion,
-# about 40 MiB, with room to spare). --concurrency is refused where the memory holds fewer.
-IDLE_MIB, EXPORT_MIB = 128, 128
-EXECUTE_CPU = "1"  # a whole vCPU on 2nd gen: the workbook's deflate runs on a second thread
 # What --execute-env may set: the action_execute settings (docs/configuration.md) no option sets.
 EXTRA_EXECUTE_SETTINGS = (
     "MAX_REQUEST_BYTES", "MAX_DOWNLOAD_BYTES", "MAX_UNCOMPRESSED_BYTES", "MAX_ZIP_ENTRIES",
@@ -164,52 +158,6 @@ def seconds(flag: str, value: str, most: int, why: str) -> str:
     return f"{number}s"
 
 
-def _memory(flag: str, value: str, gen1: bool) -> None:
-    if value in GEN1_MEMORY or (not gen1 and re.fullmatch(r"[1-9][0-9]*(Mi|Gi|MB|GB)", value)):
-        return
-    if not gen1:
-        raise UsageError(f"{flag} '{value}' is not a memory size (e.g. 512MB, 768Mi, 1Gi)")
-    raise UsageError(
-        f"{flag} '{value}' is not a 1st gen memory size (one of: {' '.join(GEN1_MEMORY)}; "
-        "2nd gen takes others)"
-    )
-
-
-def mebibytes(value: str) -> int:
-    """A checked memory size in MiB (MB and GB taken as gcloud takes them for functions: MiB, GiB)."""
-    number = int(re.sub(r"[^0-9]", "", value))
-    return number * 1024 if value.endswith(("Gi", "GB")) else number
-
-
-def most_exports(memory: str) -> int:
-    """How many exports at once an instance of `memory` holds (IDLE_MIB, EXPORT_MIB)."""
-    return max(0, (mebibytes(memory) - IDLE_MIB) // EXPORT_MIB)
-
-
-def concurrency(v: Values) -> int:
-    """--concurrency, checked against action_execute's memory (1st gen runs one at a time)."""
-    raw = v["concurrency"]
-    if not re.fullmatch(r"[1-9][0-9]{0,3}", raw):
-        raise UsageError(f"--concurrency '{raw}' must be a whole number from 1 to 1000")
-    wanted, memory = int(raw), v["execute_memory"]
-    if wanted > 1 and (v.on("gen1") or v.on("single")):
-        where = (
-            "1st gen runs one request per instance"
-            if v.on("gen1")
-            else ("--single sets its own from --service-cpu")
-        )
-        raise UsageError(f"--concurrency={wanted} applies to 2nd gen functions only ({where})")
-    held = most_exports(memory)
-    if wanted > max(held, 1):
-        need = IDLE_MIB + wanted * EXPORT_MIB
-        raise UsageError(
-            f"--concurrency={wanted} needs --execute-memory of at least {need}Mi: each export at "
-            f"once may hold {EXPORT_MIB} MiB beyond the instance's {IDLE_MIB} MiB, and {memory} "
-            f"holds {held} (docs/size-and-time.md, Memory)"
-        )
-    return wanted
-
-
 def check_names(v: Values, secret_flags: tuple[str, ...]) -> None:
     """The region and the secrets' names: deploy's and set-up's alike."""
     if not _REGION.match(v["region"]):
@@ -318,8 +266,8 @@ def _check_shape(v: Values) -> None:
             )
         if v["service_cpu"] not in ("1", "2", "4", "8"):
             raise UsageError(f"--service-cpu '{v['service_cpu']}' must be 1, 2, 4 or 8")
-    _memory("--memory", v["memory"], gen1)
-    _memory("--execute-memory", v["execute_memory"], gen1)
+    check_memory("--memory", v["memory"], gen1)
+    check_memory("--execute-memory", v["execute_memory"], gen1)
 
 
 def trusted_hops(v: Values) -> int:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from deploy.config import (
     EMAIL,
-    EXECUTE_CPU,
     FEEDS,
     GEN1_MAX_TIMEOUT,
     GEN2_MAX_TIMEOUT,
@@ -26,7 +25,6 @@ from deploy.config import (
     SECRET_SETTINGS,
     SERVICE_THREADS,
     check_flags,
-    concurrency,
     extra_env,
     ingress,
     items,
@@ -35,6 +33,7 @@ from deploy.config import (
     seconds,
 )
 from deploy.options import Option, UsageError, Values
+from deploy.sizing import EXECUTE_CPU, concurrency
 from shared import settings
 from shared.integration import FUNCTIONS
 from shared.settings import ExecuteSettings, FormSettings, ListSettings
