@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -256,3 +257,21 @@ def test_a_mistyped_dev_command_is_named_with_the_likely_one() -> None:
     assert done.returncode == 2
     assert "unknown command 'hlep' (did you mean ./dev help?)" in done.stderr
     assert done.stdout == ""  # not the help, as if it had been asked for
+
+
+def test_dev_test_says_which_python_deploys_when_it_tests_on_another() -> None:
+    venv = Path(sys.prefix)
+    done = subprocess.run(
+        [str(REPO / "dev"), "test", "--collect-only", "-q", "tests/test_fields.py"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "VENV": str(venv), "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    note = "the functions deploy on 3.13"
+    if sys.version_info[:2] == (3, 13):
+        assert note not in done.stderr
+    else:
+        assert (
+            f"dev: testing on Python {sys.version_info[0]}.{sys.version_info[1]}; {note}"
+            in done.stderr
+        )
