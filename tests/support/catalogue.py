@@ -172,7 +172,8 @@ def assert_exported(
     which cells were changed on the way). Returns its name."""
     assert answer.status == 200, answer.looker
     (name,) = world.objects()
-    summary = f"gs://{world.bucket}/{name} ({sheets} sheets, {rows} rows){changes}"
+    counted = f"{sheets} sheet{'' if sheets == 1 else 's'}, {rows:,} row{'' if rows == 1 else 's'}"
+    summary = f"gs://{world.bucket}/{name} ({counted}){changes}"
     assert answer.looker == looker_answer(True, summary)
     line = answer.line(f"exported {summary}")
     assert (line["severity"], line["webhook_id"]) == ("INFO", WEBHOOK_ID)
