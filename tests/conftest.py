@@ -4,6 +4,7 @@ the staged function's folder is where it is deployed."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -27,6 +28,15 @@ SYSTEM_FIXTURES = frozenset(
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "system: needs emulators, servers or outside tools")
+    _adopt_orphans()
+
+
+def _adopt_orphans() -> None:
+    """Linux: a process this run starts whose parent dies is re-parented to this process, not to
+    init, so the end-of-run check below still sees it (PR_SET_CHILD_SUBREAPER)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
