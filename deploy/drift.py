@@ -27,6 +27,7 @@ from deploy.live import Live
 from deploy.options import UsageError
 from deploy.run import Failed, Runner
 from deploy.wiring import Deployment
+from shared.callers import DEFAULT_HOPS
 
 SETTINGS = ("ALLOWED_SOURCE_RANGES", "TRUSTED_PROXY_HOPS", "LOOKER_INSTANCE_ID",
             "USER_BUCKETS_ATTRIBUTE")  # fmt: skip
@@ -73,7 +74,7 @@ def _ranges_loosened(was: str, now: str) -> bool:
 
 
 def _hops(text: str) -> str:
-    return text.strip() or "1"  # the functions' default (shared/callers.py)
+    return text.strip() or str(DEFAULT_HOPS)  # unset: the functions' default
 
 
 def _key(one: Live) -> str:

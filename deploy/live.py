@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The platforms' ingress words, as deploy's own (deploy/config.INGRESS).
-_INGRESS = {
-    "ALLOW_ALL": "all", "ALLOW_INTERNAL_AND_GCLB": "internal-and-load-balancer",
-    "ALLOW_INTERNAL_ONLY": "internal", "all": "all", "internal": "internal",
-    "internal-and-cloud-load-balancing": "internal-and-load-balancer",
-}  # fmt: skip
+from deploy.config import INGRESS
+
+# The platforms' ingress words, as deploy's own (deploy/config.INGRESS): Cloud Run's annotation
+# is its flag's word; the functions' API enum is their flag's word as ALLOW_<WORD>.
+_INGRESS = {run: ours for ours, (_, run) in INGRESS.items()} | {
+    "ALLOW_" + functions.upper().replace("-", "_"): ours for ours, (functions, _) in INGRESS.items()
+}
 
 
 @dataclass(frozen=True)

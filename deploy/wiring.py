@@ -35,6 +35,7 @@ from deploy.config import (
 from deploy.options import Option, UsageError, Values
 from deploy.sizing import EXECUTE_CPU, concurrency
 from shared import settings
+from shared.callers import DEFAULT_HOPS
 from shared.integration import FUNCTIONS
 from shared.settings import ExecuteSettings, FormSettings, ListSettings
 
@@ -178,7 +179,7 @@ def deployment(v: Values, cwd: Path) -> Deployment:
     every = {name: value for fn in FUNCTIONS for name, value in envs[fn].items()}
     service_env = every | {"WEB_CONCURRENCY": cpu, "GUNICORN_THREADS": str(SERVICE_THREADS)}
     # The image believes no header (its TRUSTED_PROXY_HOPS=0); Cloud Run's front end appends one.
-    service_env.setdefault("TRUSTED_PROXY_HOPS", "1")
+    service_env.setdefault("TRUSTED_PROXY_HOPS", str(DEFAULT_HOPS))
     build = (
         Path(v["build_dir"]) if v["build_dir"] else Path(__file__).resolve().parent.parent / "build"
     )

@@ -109,9 +109,8 @@ def _write_rows(
 
 SAMPLE_CHARS: Final = 4 << 20
 """The layout sample also ends at this many characters, after its cells are cut (kept_cells)."""
-_KEPT = (
-    cells.MAX_TEXT_UNITS + 1
-)  # one past Excel's limit: the writer still sees, and notes, the cut
+# One past Excel's limit: the writer still sees, and notes, the cut.
+_KEPT = cells.MAX_TEXT_UNITS + 1
 
 
 def kept_cells(row: Sequence[str]) -> Sequence[str]:
